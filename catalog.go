@@ -1,0 +1,151 @@
+package kuberegistry
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// catalog holds the published set of ready instances of every service, and the watchers waiting
+// on each. The informer's handler publishes; GetService and watchers read.
+type catalog struct {
+	mu       sync.RWMutex // guards services and every service's fields
+	services map[string]*service
+}
+
+// service is one service's published state.
+type service struct {
+	// instances is sorted by sortInstances and never changed once published, so readers share it.
+	instances []*ServiceInstance
+	watchers  map[*watcher]struct{}
+}
+
+func newCatalog() *catalog {
+	return &catalog{services: make(map[string]*service)}
+}
+
+// instances returns the published instances of a service, shared and read-only.
+func (c *catalog) instances(name string) []*ServiceInstance {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if s := c.services[name]; s != nil {
+		return s.instances
+	}
+	return nil
+}
+
+// publish replaces a service's instances, sorted by sortInstances, and wakes its watchers only
+// when the set changed: an informer resync or a change to a field discovery ignores wakes nobody.
+// It costs O(watchers of this service), whatever the number of other services and watchers.
+func (c *catalog) publish(name string, instances []*ServiceInstance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[name]
+	if s == nil {
+		if len(instances) == 0 {
+			return
+		}
+		s = &service{}
+		c.services[name] = s
+	}
+	if sameInstances(s.instances, instances) {
+		return
+	}
+	s.instances = instances
+	for w := range s.watchers {
+		w.notify()
+	}
+	c.dropIfIdle(name, s)
+}
+
+// subscribe adds a watcher of the named service.
+func (c *catalog) subscribe(name string, w *watcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.services[name]
+	if s == nil {
+		s = &service{}
+		c.services[name] = s
+	}
+	if s.watchers == nil {
+		s.watchers = make(map[*watcher]struct{})
+	}
+	s.watchers[w] = struct{}{}
+}
+
+// unsubscribe removes a watcher; it is idempotent.
+func (c *catalog) unsubscribe(name string, w *watcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.services[name]; s != nil {
+		delete(s.watchers, w)
+		c.dropIfIdle(name, s)
+	}
+}
+
+// stopWatchers ends every watcher with the given cause.
+func (c *catalog) stopWatchers(cause error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, s := range c.services {
+		for w := range s.watchers {
+			w.cancel(cause)
+		}
+	}
+}
+
+// dropIfIdle forgets a service with no instance and no watcher, so that the map does not grow
+// with every name ever seen. The caller holds mu.
+func (c *catalog) dropIfIdle(name string, s *service) {
+	if len(s.instances) == 0 && len(s.watchers) == 0 {
+		delete(c.services, name)
+	}
+}
+
+// sortInstances orders instances by their content (endpoints, then ID, version, name, metadata),
+// so that two equal sets are equal slices and comparing them needs no hashing or allocation.
+func sortInstances(instances []*ServiceInstance) {
+	slices.SortFunc(instances, compareInstances)
+}
+
+func compareInstances(a, b *ServiceInstance) int {
+	if c := slices.Compare(a.Endpoints, b.Endpoints); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Version, b.Version); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	if len(a.Metadata) != len(b.Metadata) {
+		return len(a.Metadata) - len(b.Metadata)
+	}
+	// Reached only by instances equal in all else: rare enough to sort keys here.
+	keys := slices.Sorted(maps.Keys(a.Metadata))
+	if c := slices.Compare(keys, slices.Sorted(maps.Keys(b.Metadata))); c != 0 {
+		return c
+	}
+	for _, k := range keys {
+		if c := strings.Compare(a.Metadata[k], b.Metadata[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// sameInstances reports whether two sorted sets hold the same instances.
+func sameInstances(a, b []*ServiceInstance) bool {
+	return slices.EqualFunc(a, b, (*ServiceInstance).equal)
+}
+
+// reset forgets every service, after a failed Start.
+func (c *catalog) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.services)
+}

@@ -1,0 +1,90 @@
+package kuberegistry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// The keys go-kratos uses on pods, so that fleets labelled for go-kratos work unchanged.
+const (
+	// LabelsKeyServiceID is the pod label holding the instance ID.
+	LabelsKeyServiceID = "kratos-service-id"
+	// LabelsKeyServiceName is the pod label holding the service name; discovery selects on it.
+	LabelsKeyServiceName = "kratos-service-app"
+	// LabelsKeyServiceVersion is the pod label holding the service version.
+	LabelsKeyServiceVersion = "kratos-service-version"
+	// AnnotationsKeyMetadata is the pod annotation holding the metadata as a JSON object of strings.
+	AnnotationsKeyMetadata = "kratos-service-metadata"
+	// AnnotationsKeyProtocolMap is the pod annotation mapping ports to URL schemes as a JSON object,
+	// e.g. {"80":"http","9000":"grpc"}.
+	AnnotationsKeyProtocolMap = "kratos-service-protocols"
+)
+
+// Keys of this package's own, which go-kratos ignores.
+const (
+	// AnnotationsKeyServiceID holds the exact instance ID when it is not a valid label value (longer
+	// than 63 characters, or with characters a label cannot hold). The label then holds a
+	// label-safe form of it, and discovery reads the annotation.
+	AnnotationsKeyServiceID = "kuberegistry.io/service-id"
+	// AnnotationsKeyServiceVersion holds the exact version when it is not a valid label value, such
+	// as "v1.2.3+build.7"; the label then holds a label-safe form of it.
+	AnnotationsKeyServiceVersion = "kuberegistry.io/service-version"
+	// AnnotationsKeyEndpointParams maps ports to the query string registered with their endpoint,
+	// e.g. {"9000":"isSecure=true"}, so that discovered endpoints carry it.
+	AnnotationsKeyEndpointParams = "kuberegistry.io/endpoint-params"
+)
+
+// maxLabelValueLength is the longest label value Kubernetes accepts.
+const maxLabelValueLength = validation.LabelValueMaxLength
+
+// labelSafe returns v when it is a valid label value; otherwise a valid label value derived from
+// it: its label-safe characters, cut short, and a hash of the whole value, so that different
+// values stay different. The exact value then goes into an annotation.
+func labelSafe(v string) (label string, exact bool) {
+	if len(validation.IsValidLabelValue(v)) == 0 {
+		return v, true
+	}
+	sum := sha256.Sum256([]byte(v))
+	suffix := hex.EncodeToString(sum[:5])
+	b := make([]byte, 0, maxLabelValueLength)
+	for i := 0; i < len(v) && len(b) < maxLabelValueLength-len(suffix)-1; i++ {
+		c := v[i]
+		if isAlphanumeric(c) || c == '-' || c == '_' || c == '.' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_')
+		}
+	}
+	// A label value must begin and end with an alphanumeric character.
+	for len(b) > 0 && !isAlphanumeric(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && !isAlphanumeric(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return suffix, false
+	}
+	return string(b) + "-" + suffix, false
+}
+
+func isAlphanumeric(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// validServiceName checks that name can be the value of the service-name label.
+func validServiceName(name string) error {
+	reason := "it is empty"
+	if name != "" {
+		errs := validation.IsValidLabelValue(name)
+		if len(errs) == 0 {
+			return nil
+		}
+		reason = errs[0]
+	}
+	return fmt.Errorf("%w %q: %s; a service name is a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit",
+		ErrInvalidName, name, reason)
+}

@@ -1,0 +1,188 @@
+package kuberegistry
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// podState is how far a pod is from taking traffic.
+type podState uint8
+
+const (
+	podUnusable    podState = iota // pending, finished, or without an IP
+	podNotReady                    // running with an IP, Ready is not True
+	podTerminating                 // being deleted: it may still serve, but must not get new traffic
+	podReady                       // running, Ready, with an IP: an instance
+)
+
+// podInstance is what discovery makes of one pod. It is computed from the pod alone, touching
+// no cluster and no globals, so that every rule can be tested from pod literals.
+type podInstance struct {
+	service  string           // the service-name label; "" for a pod that is not registered
+	state    podState         // whether it takes traffic
+	instance *ServiceInstance // nil when the pod is unusable or its registration is malformed
+	problem  string           // why the registration is malformed, for the log; "" when it is not
+}
+
+// translatePod turns a pod into an instance. Malformed data costs only this pod: it comes back as
+// a problem, never as a panic.
+func translatePod(pod *corev1.Pod) (pi podInstance) {
+	defer func() {
+		// Defence in depth: a decoder bug must cost one pod, not the process.
+		if v := recover(); v != nil {
+			pi = podInstance{service: pi.service, problem: fmt.Sprintf("internal error reading the pod: %v", v)}
+		}
+	}()
+	pi.service = pod.Labels[LabelsKeyServiceName]
+	if pi.service == "" {
+		return pi
+	}
+	ips, err := podIPs(pod)
+	pi.state = podStateOf(pod, len(ips) > 0)
+	if err != nil || (len(ips) == 0 && pod.Status.Phase == corev1.PodRunning && podIsReady(pod)) {
+		if err == nil {
+			err = fmt.Errorf("the pod is Running and Ready but has no IP in status.podIPs")
+		}
+		pi.state, pi.problem = podUnusable, err.Error()
+		return pi
+	}
+	if pi.state == podUnusable {
+		return pi
+	}
+	inst, err := instanceOf(pod, ips)
+	if err != nil {
+		pi.state, pi.problem = podUnusable, err.Error()
+		return pi
+	}
+	pi.instance = inst
+	return pi
+}
+
+// podStateOf classifies a pod by phase, deletion and readiness.
+func podStateOf(pod *corev1.Pod, hasIP bool) podState {
+	switch {
+	case pod.Status.Phase != corev1.PodRunning || !hasIP:
+		return podUnusable
+	case pod.DeletionTimestamp != nil:
+		return podTerminating
+	case !podIsReady(pod):
+		return podNotReady
+	default:
+		return podReady
+	}
+}
+
+func podIsReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podIPs returns the pod's addresses, primary first: status.podIPs, else the older status.podIP.
+func podIPs(pod *corev1.Pod) ([]string, error) {
+	raw := make([]string, 0, 2)
+	for _, ip := range pod.Status.PodIPs {
+		raw = append(raw, ip.IP)
+	}
+	if len(raw) == 0 && pod.Status.PodIP != "" {
+		raw = append(raw, pod.Status.PodIP)
+	}
+	ips := raw[:0]
+	for _, s := range raw {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("status.podIPs holds %q, which is not an IP address", s)
+		}
+		if !slices.Contains(ips, a.String()) {
+			ips = append(ips, a.String())
+		}
+	}
+	return ips, nil
+}
+
+// instanceOf reads the registration of a running pod with at least one IP.
+func instanceOf(pod *corev1.Pod, ips []string) (*ServiceInstance, error) {
+	inst := &ServiceInstance{
+		ID:      pod.Labels[LabelsKeyServiceID],
+		Name:    pod.Labels[LabelsKeyServiceName],
+		Version: pod.Labels[LabelsKeyServiceVersion],
+	}
+	if id, ok := pod.Annotations[AnnotationsKeyServiceID]; ok {
+		inst.ID = id
+	}
+	if v, ok := pod.Annotations[AnnotationsKeyServiceVersion]; ok {
+		inst.Version = v
+	}
+	if inst.ID == "" {
+		inst.ID = pod.Name
+	}
+	if s, ok := pod.Annotations[AnnotationsKeyMetadata]; ok {
+		m, err := decodeMetadata(s)
+		if err != nil {
+			return nil, err
+		}
+		inst.Metadata = m
+	}
+	ports, err := servedPorts(pod)
+	if err != nil {
+		return nil, err
+	}
+	inst.Endpoints = make([]string, 0, len(ports)*len(ips))
+	for _, p := range ports {
+		for _, ip := range ips {
+			inst.Endpoints = append(inst.Endpoints, endpointURL(p.scheme, ip, p.port, p.query))
+		}
+	}
+	return inst, nil
+}
+
+// servedPorts lists the ports a pod serves, with their scheme and query: from the protocols
+// annotation when there is one, else from container ports named after a protocol. An unnamed
+// port, or one whose name is no protocol, serves no endpoint: its scheme is unknown.
+func servedPorts(pod *corev1.Pod) ([]portProtocol, error) {
+	s, ok := pod.Annotations[AnnotationsKeyProtocolMap]
+	if !ok {
+		return namedPorts(pod), nil
+	}
+	ports, err := decodeProtocols(s)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := pod.Annotations[AnnotationsKeyEndpointParams]; ok {
+		params, err := decodeEndpointParams(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range params {
+			// A query for a port that serves nothing is ignored.
+			if i := slices.IndexFunc(ports, func(p portProtocol) bool { return p.port == q.port }); i >= 0 {
+				ports[i].query = q.value
+			}
+		}
+	}
+	return ports, nil
+}
+
+// namedPorts infers the served ports from the names of the containers' ports.
+func namedPorts(pod *corev1.Pod) []portProtocol {
+	var ports []portProtocol
+	for _, c := range pod.Spec.Containers {
+		for _, cp := range c.Ports {
+			scheme, ok := protocolFromPortName(cp.Name)
+			if !ok || cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
+				continue
+			}
+			if !slices.ContainsFunc(ports, func(p portProtocol) bool { return p.port == cp.ContainerPort }) {
+				ports = append(ports, portProtocol{port: cp.ContainerPort, scheme: scheme})
+			}
+		}
+	}
+	slices.SortFunc(ports, func(a, b portProtocol) int { return int(a.port) - int(b.port) })
+	return ports
+}
