@@ -41,7 +41,7 @@ type Registry struct {
 	mu           sync.Mutex         // guards state transitions and stopInformer
 	state        atomic.Int32       // a registryState; read without mu on hot paths
 	stopInformer context.CancelFunc // ends the informer of a successful Start
-	wg    sync.WaitGroup // the informer's goroutine and the watchers' clean-ups
+	wg           sync.WaitGroup     // the informer's goroutine and the watchers' clean-ups
 
 	closeOnce sync.Once
 }
