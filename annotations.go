@@ -111,8 +111,8 @@ func encodeRegistration(s *ServiceInstance) (*registration, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: the instance is nil", ErrInvalidInstance)
 	}
-	if err := validServiceName(s.Name); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidInstance, err)
+	if p := serviceNameProblem(s.Name); p != "" {
+		return nil, fmt.Errorf("%w: name %q: %s; %s", ErrInvalidInstance, s.Name, p, serviceNameRule)
 	}
 	if len(s.ID) > maxIdentitySize || len(s.Version) > maxIdentitySize {
 		return nil, fmt.Errorf("%w: the ID and version may be at most %d bytes each", ErrInvalidInstance, maxIdentitySize)

@@ -79,3 +79,17 @@ func FuzzRegisteredEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServiceName checks that the name rule agrees with Kubernetes' own label validation.
+func FuzzServiceName(f *testing.F) {
+	for _, s := range []string{"cart", "", "-a", "a-", "a/b", strings.Repeat("a", 63), strings.Repeat("a", 64), "ü", "a.b_c-d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		ours := serviceNameProblem(name) == ""
+		theirs := name != "" && len(validation.IsValidLabelValue(name)) == 0
+		if ours != theirs {
+			t.Fatalf("%q: our rule says valid=%v, Kubernetes says %v", name, ours, theirs)
+		}
+	})
+}

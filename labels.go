@@ -75,16 +75,32 @@ func isAlphanumeric(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// validServiceName checks that name can be the value of the service-name label.
-func validServiceName(name string) error {
-	reason := "it is empty"
-	if name != "" {
-		errs := validation.IsValidLabelValue(name)
-		if len(errs) == 0 {
-			return nil
-		}
-		reason = errs[0]
+// serviceNameRule says what a service name may be, for error messages.
+const serviceNameRule = "a service name is a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"
+
+// serviceNameProblem says what is wrong with a service name, or "" when it is valid.
+func serviceNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "it is empty"
+	case len(name) > maxLabelValueLength:
+		return fmt.Sprintf("it is %d characters long", len(name))
 	}
-	return fmt.Errorf("%w %q: %s; a service name is a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit",
-		ErrInvalidName, name, reason)
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isAlphanumeric(c) && c != '-' && c != '_' && c != '.' {
+			return fmt.Sprintf("it holds %q", rune(c))
+		}
+	}
+	if !isAlphanumeric(name[0]) || !isAlphanumeric(name[len(name)-1]) {
+		return "it begins or ends with a symbol"
+	}
+	return ""
+}
+
+// validServiceName checks a service name given to GetService or Watch.
+func validServiceName(name string) error {
+	if p := serviceNameProblem(name); p != "" {
+		return fmt.Errorf("%w %q: %s; %s", ErrInvalidName, name, p, serviceNameRule)
+	}
+	return nil
 }

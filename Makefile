@@ -1,0 +1,32 @@
+# make test: everything CI checks. make bench: the benchmarks (not part of test).
+SHELL := /bin/bash
+GO ?= go
+
+# Every Go module in the repository except the control-plane build tools, which build Kubernetes.
+MODULES := $(shell find . -name go.mod -not -path './hack/*' -printf '%h\n' | sort)
+# The modules whose tests need the local control plane.
+INTEGRATION := ./test/integration
+
+.PHONY: test fmt vet unit control-plane integration bench
+
+test: fmt vet unit integration
+
+fmt:
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
+
+vet:
+	@set -e; for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...); done
+
+# Unit tests of every module; the integration module skips here and runs below with the binaries.
+unit:
+	@set -e; for m in $(filter-out $(INTEGRATION),$(MODULES)); do echo "go test $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+
+# Builds kube-apiserver and etcd from the Go module proxy once, caches them outside the repo and
+# prints their directory (see hack/control-plane.sh).
+control-plane:
+	@hack/control-plane.sh
+
+integration:
+	@assets=$$(hack/control-plane.sh) && cd $(INTEGRATION) && \
+	KUBEBUILDER_ASSETS=$$assets KUBEREGISTRY_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 30m ./...

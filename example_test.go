@@ -1,0 +1,100 @@
+package kuberegistry_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kuberegistry/kuberegistry"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// runningPod is the pod this example process pretends to run in: running, ready, at 10.0.0.7.
+func runningPod(namespace, name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Status: corev1.PodStatus{
+			Phase:      corev1.PodRunning,
+			PodIPs:     []corev1.PodIP{{IP: "10.0.0.7"}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+// A service registers the pod it runs in; a client discovers it. In a cluster, the client comes
+// from kubernetes.NewForConfig and the pod identity from the Downward API, so WithPod is not needed.
+func Example() {
+	client := fake.NewClientset(runningPod("shop", "cart-0"))
+	reg, err := kuberegistry.New(client, kuberegistry.WithPod("shop", "cart-0"))
+	if err != nil {
+		panic(err)
+	}
+	defer reg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := reg.Start(ctx); err != nil {
+		panic(err)
+	}
+
+	err = reg.Register(ctx, &kuberegistry.ServiceInstance{
+		ID:        "cart-0",
+		Name:      "cart",
+		Version:   "v1.2.3+build.7", // not a valid label value: stored losslessly
+		Endpoints: []string{"grpc://10.0.0.7:9000", "http://10.0.0.7:8000?isSecure=true"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	instances, err := reg.GetService(ctx, "cart")
+	if err != nil {
+		panic(err)
+	}
+	for _, in := range instances {
+		fmt.Println(in.ID, in.Version, in.Endpoints)
+	}
+	// Output: cart-0 v1.2.3+build.7 [http://10.0.0.7:8000?isSecure=true grpc://10.0.0.7:9000]
+}
+
+// A watcher's first Next returns the current set; each later Next blocks until the set changes.
+func ExampleRegistry_Watch() {
+	client := fake.NewClientset(runningPod("shop", "cart-0"))
+	reg, err := kuberegistry.New(client, kuberegistry.WithPod("shop", "cart-0"))
+	if err != nil {
+		panic(err)
+	}
+	defer reg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := reg.Start(ctx); err != nil {
+		panic(err)
+	}
+	w, err := reg.Watch(ctx, "cart")
+	if err != nil {
+		panic(err)
+	}
+	defer w.Stop()
+
+	instances, _ := w.Next()
+	fmt.Println("before:", len(instances))
+	_ = reg.Register(ctx, &kuberegistry.ServiceInstance{ID: "cart-0", Name: "cart", Endpoints: []string{"grpc://:9000"}})
+	instances, _ = w.Next()
+	fmt.Println("after register:", instances[0].Endpoints)
+	_ = reg.Deregister(ctx, nil)
+	instances, _ = w.Next()
+	fmt.Println("after deregister:", len(instances))
+	// Output:
+	// before: 0
+	// after register: [grpc://10.0.0.7:9000]
+	// after deregister: 0
+}
+
+// Bad input is refused before any request, with an error that says what to fix.
+func ExampleRegistry_Register_invalid() {
+	reg, _ := kuberegistry.New(fake.NewClientset(), kuberegistry.WithPod("shop", "cart-0"))
+	defer reg.Close()
+	err := reg.Register(context.Background(), &kuberegistry.ServiceInstance{Name: "shop/cart"})
+	fmt.Println(err)
+	// Output: kuberegistry: invalid service instance: name "shop/cart": it holds '/'; a service name is a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit
+}
