@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -323,4 +324,14 @@ func TestMalformedPodIsSkippedAndLoggedOnce(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	assert.Equal(t, 1, strings.Count(f.logs.String(), "pod=cart-bad"), f.logs.String())
 	assert.Contains(t, f.logs.String(), "99999")
+}
+
+func TestNewForConfig(t *testing.T) {
+	_, err := NewForConfig(nil)
+	require.ErrorIs(t, err, ErrInvalidOption)
+	cfg := &rest.Config{Host: "https://127.0.0.1:6443"}
+	r, err := NewForConfig(cfg, WithPod(testNamespace, "self"))
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	assert.Empty(t, cfg.ContentType, "the caller's config is not changed")
 }
