@@ -30,3 +30,10 @@ control-plane:
 integration:
 	@assets=$$(hack/control-plane.sh) && cd $(INTEGRATION) && \
 	KUBEBUILDER_ASSETS=$$assets KUBEREGISTRY_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 30m ./...
+
+# The benchmarks: in-process Go benchmarks on the fake clientset, then the scenario against a real
+# kube-apiserver, which prints the table of docs/BENCHMARKS.md and redraws its chart.
+bench:
+	@assets=$$(hack/control-plane.sh) && cd bench && \
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... && \
+	KUBEBUILDER_ASSETS=$$assets $(GO) run ./cmd/kuberegistry-bench -svg ../docs/benchmarks.svg
