@@ -3,11 +3,15 @@ package kuberegistry
 import (
 	"context"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
@@ -31,9 +35,12 @@ func (e *podEntry) DeepCopyObject() runtime.Object {
 	return &c
 }
 
+// toPodEntry is the default translation's transform.
+func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj) }
+
 // toPodEntry is the informer's transform: each pod is translated once, as it arrives, and the
 // informer never holds the full object. It is idempotent, as transforms must be.
-func toPodEntry(obj any) (any, error) {
+func (t *translation) toPodEntry(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil // already an entry, or a tombstone of one
@@ -42,9 +49,10 @@ func toPodEntry(obj any) (any, error) {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       pod.Namespace,
 			Name:            pod.Name,
+			UID:             pod.UID,
 			ResourceVersion: pod.ResourceVersion,
 		},
-		podInstance: translatePod(pod),
+		podInstance: t.translate(pod),
 	}, nil
 }
 
@@ -55,15 +63,18 @@ func indexByService(obj any) ([]string, error) {
 	return nil, nil
 }
 
-// registeredPodsSelector selects the pods that carry a service name (a bare key selects the
-// objects that have the label); no other pod is listed, watched or cached.
-const registeredPodsSelector = LabelsKeyServiceName
+// registeredPodsSelector selects the pods that carry a service name; no other pod is listed,
+// watched or cached.
+var registeredPodsSelector = func() labels.Selector {
+	has, _ := labels.NewRequirement(LabelsKeyServiceName, selection.Exists, nil)
+	return labels.NewSelector().Add(*has)
+}()
 
-// newPodInformer builds the one informer of a registry: registered pods of one namespace (or
-// all), transformed into entries, indexed by service, with no periodic resync.
-func newPodInformer(r *Registry) cache.SharedIndexInformer {
-	pods := r.client.CoreV1().Pods(r.namespace)
-	selector := registeredPodsSelector
+// newPodInformer builds the informer of one namespace (or all): the registered pods that match
+// the registry's selector, transformed into entries, indexed by service, with no periodic resync.
+func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
+	pods := r.client.CoreV1().Pods(namespace)
+	selector := r.selector.String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
@@ -83,25 +94,35 @@ func newPodInformer(r *Registry) cache.SharedIndexInformer {
 		},
 	)
 	// Only fails once the informer has started.
-	_ = informer.SetTransform(toPodEntry)
+	_ = informer.SetTransform(r.translation.toPodEntry)
 	return informer
 }
 
-// podEvents is the registry's only informer handler. The informer calls it from one goroutine;
-// it never blocks: it republishes the services a change touches, which wakes their watchers.
+// podEvents is the registry's only informer handler, shared by the informers of all its
+// namespaces. It never blocks: it republishes the services a change touches, which wakes their
+// watchers.
 type podEvents struct {
-	r       *Registry
-	indexer cache.Indexer
+	r        *Registry
+	indexers []cache.Indexer // one per namespace informer; set before they start
+
+	mu sync.Mutex // serializes refreshes, so that the last one published is the newest; guards published
+	// published records, per service, the namespaces whose "service.namespace" key has
+	// instances, so that they are emptied when the last one goes (several namespaces only).
+	published map[string]map[string]bool
 }
 
-func (h podEvents) OnAdd(obj any, _ bool) {
+func newPodEvents(r *Registry) *podEvents {
+	return &podEvents{r: r, published: make(map[string]map[string]bool)}
+}
+
+func (h *podEvents) OnAdd(obj any, _ bool) {
 	if e, ok := obj.(*podEntry); ok {
 		h.observe(e, false)
 		h.refresh(e.service)
 	}
 }
 
-func (h podEvents) OnUpdate(oldObj, newObj any) {
+func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	old, ok1 := oldObj.(*podEntry)
 	e, ok2 := newObj.(*podEntry)
 	if !ok1 || !ok2 {
@@ -114,7 +135,7 @@ func (h podEvents) OnUpdate(oldObj, newObj any) {
 	h.refresh(e.service)
 }
 
-func (h podEvents) OnDelete(obj any) {
+func (h *podEvents) OnDelete(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -125,7 +146,7 @@ func (h podEvents) OnDelete(obj any) {
 }
 
 // observe logs a malformed pod once per problem, and tracks the registry's own pod.
-func (h podEvents) observe(e *podEntry, deleted bool) {
+func (h *podEvents) observe(e *podEntry, deleted bool) {
 	key := e.Namespace + "/" + e.Name
 	h.r.problems.note(key, e, deleted)
 	if key == h.r.selfKey {
@@ -133,21 +154,89 @@ func (h podEvents) observe(e *podEntry, deleted bool) {
 	}
 }
 
-// refresh republishes a service from the cached entries of its pods.
-func (h podEvents) refresh(name string) {
+// refresh republishes a service from the cached entries of its pods in every namespace.
+func (h *podEvents) refresh(name string) {
 	if name == "" {
 		return
 	}
-	objs, err := h.indexer.ByIndex(serviceIndex, name)
-	if err != nil {
-		return // only for an unknown index name
-	}
-	ready := make([]*ServiceInstance, 0, len(objs))
-	for _, o := range objs {
-		if e, ok := o.(*podEntry); ok && e.state == podReady && e.instance != nil {
-			ready = append(ready, e.instance)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var entries []*podEntry
+	for _, indexer := range h.indexers {
+		objs, _ := indexer.ByIndex(serviceIndex, name) // fails only for an unknown index name
+		for _, o := range objs {
+			if e, ok := o.(*podEntry); ok && e.instance != nil {
+				entries = append(entries, e)
+			}
 		}
 	}
-	sortInstances(ready)
-	h.r.catalog.publish(name, slices.Clip(ready))
+	entries = h.r.serving(entries)
+	slices.SortFunc(entries, func(a, b *podEntry) int { return compareInstances(a.instance, b.instance) })
+	h.r.catalog.publishPods(name, instancesOf(entries), podKeysOf(entries))
+	if h.r.multiNamespace() {
+		h.publishNamespaces(name, entries)
+	}
+}
+
+// publishNamespaces publishes the instances of a service in each namespace under its
+// "service.namespace" key. The caller holds mu.
+func (h *podEvents) publishNamespaces(name string, entries []*podEntry) {
+	byNamespace := make(map[string][]*podEntry)
+	for _, e := range entries {
+		byNamespace[e.Namespace] = append(byNamespace[e.Namespace], e)
+	}
+	for ns := range h.published[name] {
+		if _, ok := byNamespace[ns]; !ok {
+			h.r.catalog.publishPods(namespacedKey(name, ns), nil, nil)
+		}
+	}
+	if len(byNamespace) == 0 {
+		delete(h.published, name)
+		return
+	}
+	h.published[name] = make(map[string]bool, len(byNamespace))
+	for ns, es := range byNamespace {
+		h.published[name][ns] = true
+		h.r.catalog.publishPods(namespacedKey(name, ns), instancesOf(es), podKeysOf(es))
+	}
+}
+
+// namespacedKey is the catalog key of a service's instances in one namespace. '/' cannot occur in
+// a service name, so it never collides with one.
+func namespacedKey(service, namespace string) string { return service + "/" + namespace }
+
+// serving picks the entries discovery returns: ready pods; or, when there is none, pods that
+// are terminating but still ready; or, with WithIncludeNotReady, every live pod.
+func (r *Registry) serving(entries []*podEntry) []*podEntry {
+	var ready, fallback []*podEntry
+	for _, e := range entries {
+		switch {
+		case e.state == podReady, r.includeNotReady && e.state != podUnusable:
+			ready = append(ready, e)
+		case e.state == podServingTerminating:
+			fallback = append(fallback, e)
+		}
+	}
+	if len(ready) == 0 {
+		return fallback
+	}
+	return ready
+}
+
+func instancesOf(entries []*podEntry) []*ServiceInstance {
+	out := make([]*ServiceInstance, len(entries))
+	for i, e := range entries {
+		out[i] = e.instance
+	}
+	return out
+}
+
+// podKeysOf identifies the pods behind instances, so that a pod replaced by another of the same
+// name and content still counts as a change of the catalog.
+func podKeysOf(entries []*podEntry) []types.UID {
+	out := make([]types.UID, len(entries))
+	for i, e := range entries {
+		out[i] = e.UID
+	}
+	return out
 }

@@ -5,24 +5,31 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // catalog holds the published set of ready instances of every service, and the watchers waiting
 // on each. The informer's handler publishes; GetService and watchers read.
 type catalog struct {
-	mu       sync.RWMutex // guards services and every service's fields
+	mu       sync.RWMutex // guards services, every service's fields, generation and listeners
 	services map[string]*service
+	// generation counts the changes to any service, for the watchers of the whole catalog.
+	generation uint64
+	listeners  map[*servicesWatcher]struct{}
 }
 
 // service is one service's published state.
 type service struct {
 	// instances is sorted by sortInstances and never changed once published, so readers share it.
 	instances []*ServiceInstance
-	watchers  map[*watcher]struct{}
+	// pods identifies the pod behind each instance, when the source has pods; nil otherwise.
+	pods     []types.UID
+	watchers map[*watcher]struct{}
 }
 
 func newCatalog() *catalog {
-	return &catalog{services: make(map[string]*service)}
+	return &catalog{services: make(map[string]*service), listeners: make(map[*servicesWatcher]struct{})}
 }
 
 // instances returns the published instances of a service, shared and read-only.
@@ -39,6 +46,13 @@ func (c *catalog) instances(name string) []*ServiceInstance {
 // when the set changed: an informer resync or a change to a field discovery ignores wakes nobody.
 // It costs O(watchers of this service), whatever the number of other services and watchers.
 func (c *catalog) publish(name string, instances []*ServiceInstance) {
+	c.publishPods(name, instances, nil)
+}
+
+// publishPods is publish for a source that knows the pod behind each instance: a pod replaced by
+// another with the same content wakes no watcher of the service, whose set is the same, but
+// counts as a change of the catalog, whose watchers follow pods.
+func (c *catalog) publishPods(name string, instances []*ServiceInstance, pods []types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.services[name]
@@ -49,14 +63,74 @@ func (c *catalog) publish(name string, instances []*ServiceInstance) {
 		s = &service{}
 		c.services[name] = s
 	}
-	if sameInstances(s.instances, instances) {
+	same := sameInstances(s.instances, instances)
+	if same && slices.Equal(s.pods, pods) {
 		return
 	}
-	s.instances = instances
-	for w := range s.watchers {
-		w.notify()
+	s.instances, s.pods = instances, pods
+	if !same {
+		for w := range s.watchers {
+			w.notify()
+		}
+	}
+	if !isNamespacedKey(name) {
+		c.generation++
+		for l := range c.listeners {
+			l.notify()
+		}
 	}
 	c.dropIfIdle(name, s)
+}
+
+// isNamespacedKey reports whether a key holds one namespace's part of a service (see
+// namespacedKey), which the catalog's own listing leaves out.
+func isNamespacedKey(key string) bool { return strings.IndexByte(key, '/') >= 0 }
+
+// names returns the services with at least one instance, sorted.
+func (c *catalog) names() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.services))
+	for name, s := range c.services {
+		if len(s.instances) > 0 && !isNamespacedKey(name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// snapshot returns every service with instances, and the generation it reflects.
+func (c *catalog) snapshot() (map[string][]*ServiceInstance, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[string][]*ServiceInstance, len(c.services))
+	for name, s := range c.services {
+		if len(s.instances) > 0 && !isNamespacedKey(name) {
+			out[name] = s.instances
+		}
+	}
+	return out, c.generation
+}
+
+// currentGeneration returns the number of changes so far.
+func (c *catalog) currentGeneration() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.generation
+}
+
+// listen adds a watcher of the whole catalog; unlisten removes it.
+func (c *catalog) listen(l *servicesWatcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners[l] = struct{}{}
+}
+
+func (c *catalog) unlisten(l *servicesWatcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.listeners, l)
 }
 
 // subscribe adds a watcher of the named service.
@@ -84,7 +158,7 @@ func (c *catalog) unsubscribe(name string, w *watcher) {
 	}
 }
 
-// stopWatchers ends every watcher with the given cause.
+// stopWatchers ends every watcher, of a service or of the catalog, with the given cause.
 func (c *catalog) stopWatchers(cause error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -92,6 +166,9 @@ func (c *catalog) stopWatchers(cause error) {
 		for w := range s.watchers {
 			w.cancel(cause)
 		}
+	}
+	for l := range c.listeners {
+		l.cancel(cause)
 	}
 }
 

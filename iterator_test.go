@@ -177,7 +177,8 @@ func TestHandlerTakesTombstones(t *testing.T) {
 	f := newFixture(t, cartPod(1), cartPod(2))
 	f.eventually(t, "cart", 2)
 	indexer := cache.NewIndexer(cache.DeletionHandlingMetaNamespaceKeyFunc, cache.Indexers{serviceIndex: indexByService})
-	h := podEvents{r: f.reg, indexer: indexer}
+	h := newPodEvents(f.reg)
+	h.indexers = []cache.Indexer{indexer}
 	// The informer has removed cart-2 from its store when it hands the tombstone over.
 	kept, err := toPodEntry(cartPod(1))
 	require.NoError(t, err)

@@ -37,6 +37,11 @@ const (
 	AnnotationsKeyEndpointParams = "kuberegistry.io/endpoint-params"
 )
 
+// MetadataKeyNamespace is the metadata key holding an instance's namespace: added by a Registry
+// whose discovery spans several namespaces (WithNamespaces, or all namespaces), and always by an
+// EndpointSliceDiscovery.
+const MetadataKeyNamespace = "kuberegistry.io/namespace"
+
 // maxLabelValueLength is the longest label value Kubernetes accepts.
 const maxLabelValueLength = validation.LabelValueMaxLength
 

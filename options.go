@@ -3,7 +3,9 @@ package kuberegistry
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -19,12 +21,14 @@ func (f optionFunc) apply(o *options) { f(o) }
 // options holds the settings New validates; problems found while applying options are kept in
 // errs so that New can report all of them at once.
 type options struct {
-	namespace    string // discovery scope; "" means all namespaces
-	namespaceSet bool
-	pod          podIdentity
-	logger       *slog.Logger
-	env          environment
-	errs         []error
+	namespaces      []string // discovery scope; [""] means all namespaces; nil: the default
+	pod             podIdentity
+	logger          *slog.Logger
+	env             environment
+	selector        labels.Selector // extra filter on pods; nil: none
+	includeNotReady bool
+	translation     translation
+	errs            []error
 }
 
 // WithNamespace sets the namespace whose pods are discovered. "" (metav1.NamespaceAll) watches
@@ -37,7 +41,88 @@ func WithNamespace(namespace string) Option {
 				o.errs = append(o.errs, fmt.Errorf("WithNamespace(%q): %s", namespace, errs[0]))
 			}
 		}
-		o.namespace, o.namespaceSet = namespace, true
+		o.namespaces = []string{namespace}
+	})
+}
+
+// WithNamespaces sets several namespaces to discover, with one informer each, so that a Role in
+// each namespace is all the registry needs (watching all namespaces needs a ClusterRole). Instances
+// then carry their namespace in metadata under MetadataKeyNamespace, and GetService and Watch accept
+// "service.namespace" to pick one namespace's instances of a service.
+func WithNamespaces(namespaces ...string) Option {
+	return optionFunc(func(o *options) {
+		if len(namespaces) == 0 {
+			o.errs = append(o.errs, fmt.Errorf("WithNamespaces(): name at least one namespace, or use WithNamespace(\"\") for all"))
+		}
+		seen := map[string]bool{}
+		for _, ns := range namespaces {
+			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+				o.errs = append(o.errs, fmt.Errorf("WithNamespaces: %q: %s", ns, errs[0]))
+			}
+			if seen[ns] {
+				o.errs = append(o.errs, fmt.Errorf("WithNamespaces: %q is named twice", ns))
+			}
+			seen[ns] = true
+		}
+		o.namespaces = slices.Clone(namespaces)
+	})
+}
+
+// WithLabelSelector discovers only the pods that match a Kubernetes label selector, such as
+// "tier=backend,track!=canary" (the syntax of kubectl -l). Default: every registered pod.
+func WithLabelSelector(selector string) Option {
+	return optionFunc(func(o *options) {
+		s, err := labels.Parse(selector)
+		if err != nil {
+			o.errs = append(o.errs, fmt.Errorf("WithLabelSelector(%q): %v", selector, err))
+			return
+		}
+		o.selector = s
+	})
+}
+
+// WithIncludeNotReady serves every live pod of a service: running with an IP, ready or not,
+// terminating or not. Default: only ready pods, and pods that are terminating but still ready
+// when a service has no ready pod at all.
+func WithIncludeNotReady() Option {
+	return optionFunc(func(o *options) { o.includeNotReady = true })
+}
+
+// WithPodLabelsMetadata adds each pod's labels to its instance's metadata, under keys prefixed
+// with prefix (which may be ""). Registered metadata keys are never overwritten.
+func WithPodLabelsMetadata(prefix string) Option {
+	return optionFunc(func(o *options) { o.translation.labelsPrefix = &prefix })
+}
+
+// WithPodAnnotationsMetadata adds each pod's annotations to its instance's metadata, under keys
+// prefixed with prefix. Registered metadata keys are never overwritten.
+func WithPodAnnotationsMetadata(prefix string) Option {
+	return optionFunc(func(o *options) { o.translation.annotationsPrefix = &prefix })
+}
+
+// DefaultPortsMetadataPrefix is the prefix WithPortsMetadata("") uses: "port.http" = "8080".
+const DefaultPortsMetadataPrefix = "port."
+
+// WithPortsMetadata adds each named container port to its instance's metadata as
+// prefix+name = number; "" means DefaultPortsMetadataPrefix. Registered keys are never overwritten.
+func WithPortsMetadata(prefix string) Option {
+	if prefix == "" {
+		prefix = DefaultPortsMetadataPrefix
+	}
+	return optionFunc(func(o *options) { o.translation.portsPrefix = &prefix })
+}
+
+// WithSecurePorts sets the ports whose endpoints are marked secure with the query isSecure=true.
+// Default: 443 and 8443. Endpoints are also marked when registered so, when their scheme is
+// https, grpcs, wss or tls, or when their container port's name starts with https, grpcs or tls.
+func WithSecurePorts(ports ...int32) Option {
+	return optionFunc(func(o *options) {
+		for _, p := range ports {
+			if p < 1 || p > 65535 {
+				o.errs = append(o.errs, fmt.Errorf("WithSecurePorts: %d is not a port from 1 to 65535", p))
+			}
+		}
+		o.translation.securePorts = slices.Clone(ports)
 	})
 }
 

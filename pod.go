@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -12,11 +14,29 @@ import (
 type podState uint8
 
 const (
-	podUnusable    podState = iota // pending, finished, or without an IP
-	podNotReady                    // running with an IP, Ready is not True
-	podTerminating                 // being deleted: it may still serve, but must not get new traffic
-	podReady                       // running, Ready, with an IP: an instance
+	podUnusable           podState = iota // pending, finished, or without an IP
+	podNotReady                           // running with an IP, Ready is not True
+	podTerminating                        // being deleted and no longer Ready
+	podServingTerminating                 // being deleted, still Ready: serving out its grace period
+	podReady                              // running, Ready, with an IP: an instance
 )
+
+// translation says how pods become instances beyond the fixed rules: the metadata added from the
+// pod itself and the ports whose endpoints are secure. The zero value adds nothing.
+type translation struct {
+	namespaceKey      bool    // add MetadataKeyNamespace
+	labelsPrefix      *string // add the pod's labels under this prefix; nil: do not
+	annotationsPrefix *string // add the pod's annotations under this prefix; nil: do not
+	portsPrefix       *string // add the named container ports under this prefix; nil: do not
+	securePorts       []int32 // ports whose endpoints are secure
+}
+
+// defaultSecurePorts are the ports whose endpoints are marked secure unless WithSecurePorts says
+// otherwise.
+var defaultSecurePorts = []int32{443, 8443}
+
+// defaultTranslation is what New uses without options.
+var defaultTranslation = translation{securePorts: defaultSecurePorts}
 
 // podInstance is what discovery makes of one pod. It is computed from the pod alone, touching
 // no cluster and no globals, so that every rule can be tested from pod literals.
@@ -27,9 +47,14 @@ type podInstance struct {
 	problem  string           // why the registration is malformed, for the log; "" when it is not
 }
 
-// translatePod turns a pod into an instance. Malformed data costs only this pod: it comes back as
-// a problem, never as a panic.
-func translatePod(pod *corev1.Pod) (pi podInstance) {
+// translatePod turns a pod into an instance with the default translation.
+func translatePod(pod *corev1.Pod) podInstance {
+	return defaultTranslation.translate(pod)
+}
+
+// translate turns a pod into an instance. Malformed data costs only this pod: it comes back as a
+// problem, never as a panic.
+func (t *translation) translate(pod *corev1.Pod) (pi podInstance) {
 	defer func() {
 		// Defence in depth: a decoder bug must cost one pod, not the process.
 		if v := recover(); v != nil {
@@ -52,7 +77,7 @@ func translatePod(pod *corev1.Pod) (pi podInstance) {
 	if pi.state == podUnusable {
 		return pi
 	}
-	inst, err := instanceOf(pod, ips)
+	inst, err := t.instanceOf(pod, ips)
 	if err != nil {
 		pi.state, pi.problem = podUnusable, err.Error()
 		return pi
@@ -66,6 +91,8 @@ func podStateOf(pod *corev1.Pod, hasIP bool) podState {
 	switch {
 	case pod.Status.Phase != corev1.PodRunning || !hasIP:
 		return podUnusable
+	case pod.DeletionTimestamp != nil && podIsReady(pod):
+		return podServingTerminating
 	case pod.DeletionTimestamp != nil:
 		return podTerminating
 	case !podIsReady(pod):
@@ -107,7 +134,7 @@ func podIPs(pod *corev1.Pod) ([]string, error) {
 }
 
 // instanceOf reads the registration of a running pod with at least one IP.
-func instanceOf(pod *corev1.Pod, ips []string) (*ServiceInstance, error) {
+func (t *translation) instanceOf(pod *corev1.Pod, ips []string) (*ServiceInstance, error) {
 	inst := &ServiceInstance{
 		ID:      pod.Labels[LabelsKeyServiceID],
 		Name:    pod.Labels[LabelsKeyServiceName],
@@ -133,8 +160,10 @@ func instanceOf(pod *corev1.Pod, ips []string) (*ServiceInstance, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.enrich(inst, pod)
 	inst.Endpoints = make([]string, 0, len(ports)*len(ips))
 	for _, p := range ports {
+		p.query = t.secureQuery(pod, p)
 		for _, ip := range ips {
 			inst.Endpoints = append(inst.Endpoints, endpointURL(p.scheme, ip, p.port, p.query))
 		}
@@ -185,4 +214,67 @@ func namedPorts(pod *corev1.Pod) []portProtocol {
 	}
 	slices.SortFunc(ports, func(a, b portProtocol) int { return int(a.port) - int(b.port) })
 	return ports
+}
+
+// enrich adds what the translation asks for from the pod itself to the instance's metadata,
+// never overwriting a key the service registered.
+func (t *translation) enrich(inst *ServiceInstance, pod *corev1.Pod) {
+	add := func(k, v string) {
+		if _, taken := inst.Metadata[k]; taken {
+			return
+		}
+		if inst.Metadata == nil {
+			inst.Metadata = make(map[string]string)
+		}
+		inst.Metadata[k] = v
+	}
+	if t.namespaceKey {
+		add(MetadataKeyNamespace, pod.Namespace)
+	}
+	if t.labelsPrefix != nil {
+		for k, v := range pod.Labels {
+			add(*t.labelsPrefix+k, v)
+		}
+	}
+	if t.annotationsPrefix != nil {
+		for k, v := range pod.Annotations {
+			add(*t.annotationsPrefix+k, v)
+		}
+	}
+	if t.portsPrefix != nil {
+		for _, c := range pod.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.Name != "" {
+					add(*t.portsPrefix+cp.Name, strconv.Itoa(int(cp.ContainerPort)))
+				}
+			}
+		}
+	}
+}
+
+// secureQuery returns the port's query, with isSecure=true added when the port is secure: its
+// scheme or container port name says so (https, grpcs, wss, tls…), or it is one of the secure
+// ports. A query registered with isSecure already set is left as it is.
+func (t *translation) secureQuery(pod *corev1.Pod, p portProtocol) string {
+	if strings.Contains(p.query, "isSecure=") {
+		return p.query
+	}
+	secure := isSecureScheme(p.scheme) || slices.Contains(t.securePorts, p.port)
+	if !secure {
+		for _, c := range pod.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.ContainerPort == p.port && isSecurePortName(cp.Name) {
+					secure = true
+				}
+			}
+		}
+	}
+	switch {
+	case !secure:
+		return p.query
+	case p.query == "":
+		return "isSecure=true"
+	default:
+		return p.query + "&isSecure=true"
+	}
 }

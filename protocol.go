@@ -36,6 +36,27 @@ func protocolFromPortName(name string) (string, bool) {
 	return "", false
 }
 
+// isSecureScheme reports whether a scheme is encrypted.
+func isSecureScheme(scheme string) bool {
+	switch scheme {
+	case "https", "grpcs", "wss", "tls":
+		return true
+	}
+	return false
+}
+
+// isSecurePortName reports whether a container port's name says it is encrypted: "https",
+// "grpcs" or "tls", alone or followed by '-'.
+func isSecurePortName(name string) bool {
+	name = strings.ToLower(name)
+	for _, p := range []string{"https", "grpcs", "tls"} {
+		if name == p || strings.HasPrefix(name, p+"-") {
+			return true
+		}
+	}
+	return false
+}
+
 // parseRegisteredEndpoint checks an endpoint given to Register: it must be scheme://host:port with
 // an optional query, because discovery rebuilds it from the pod's IPs, the port and the scheme.
 func parseRegisteredEndpoint(raw string) (portProtocol, error) {

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -47,7 +48,9 @@ func (r *Registry) Register(ctx context.Context, service *ServiceInstance) error
 	if err != nil {
 		return err
 	}
-	r.awaitCache(ctx, mark, pod.ResourceVersion, true)
+	if r.selector.Matches(labels.Set(pod.Labels)) { // else the pod is filtered out of the cache
+		r.awaitCache(ctx, mark, pod.ResourceVersion, true)
+	}
 	return nil
 }
 

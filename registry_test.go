@@ -85,7 +85,7 @@ func TestPodIdentityAndDefaultNamespace(t *testing.T) {
 			r, err := New(fake.NewClientset(), tt.opts...)
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantPod, r.pod)
-			assert.Equal(t, tt.wantNamespace, r.namespace)
+			assert.Equal(t, []string{tt.wantNamespace}, r.namespaces)
 		})
 	}
 }
