@@ -29,8 +29,17 @@
 // # Readiness
 //
 // GetService and Watch return only pods that can take traffic: phase Running, condition Ready
-// True, no deletion timestamp, at least one IP. A pod whose registration is malformed is skipped
-// and logged once; its service's other pods are served.
+// True, no deletion timestamp, at least one IP. When a service has no such pod, its terminating
+// pods that are still Ready serve out their grace period. WithIncludeNotReady serves every live
+// pod. A pod whose registration is malformed is skipped and logged once; its service's other pods
+// are served.
+//
+// # Scope and catalog
+//
+// A Registry discovers one namespace (by default its own), several (WithNamespaces, one informer
+// each) or all. Services lists the services with instances; WatchServices follows the whole
+// catalog. EndpointSliceDiscovery discovers plain Kubernetes Services that never registered,
+// through their EndpointSlices, behind the same Discovery interface.
 //
 // # Concurrency and ownership
 //
