@@ -19,10 +19,8 @@ type ServicesWatcher interface {
 
 // servicesWatcher is the ServicesWatcher of WatchServices, woken like watcher.
 type servicesWatcher struct {
+	wakeup
 	catalog *catalog
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	wake    chan struct{} // capacity 1: "the catalog may have changed"
 
 	mu         sync.Mutex // serializes Next; guards generation and started
 	generation uint64
@@ -31,35 +29,20 @@ type servicesWatcher struct {
 
 var _ ServicesWatcher = (*servicesWatcher)(nil)
 
-func (l *servicesWatcher) notify() {
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
 func (l *servicesWatcher) Next() (map[string][]*ServiceInstance, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		if l.ctx.Err() != nil {
-			return nil, &stoppedError{cause: context.Cause(l.ctx)}
+		if err := l.stopped(); err != nil {
+			return nil, err
 		}
 		if !l.started || l.catalog.currentGeneration() != l.generation {
 			services, generation := l.catalog.snapshot()
 			l.started, l.generation = true, generation
 			return services, nil
 		}
-		select {
-		case <-l.wake:
-		case <-l.ctx.Done():
-		}
+		l.wait()
 	}
-}
-
-func (l *servicesWatcher) Stop() error {
-	l.cancel(errWatcherStopped)
-	return nil
 }
 
 // WatchServices returns a watcher of the whole catalog, as a dashboard or a gateway needs it. It
@@ -70,11 +53,10 @@ func (r *Registry) WatchServices(ctx context.Context) (ServicesWatcher, error) {
 	if err := r.started(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	l := &servicesWatcher{catalog: r.catalog, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	l := &servicesWatcher{wakeup: newWakeup(ctx), catalog: r.catalog}
 	r.catalog.listen(l)
 	r.wg.Add(1)
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(l.ctx, func() {
 		defer r.wg.Done()
 		r.catalog.unlisten(l)
 	})

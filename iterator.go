@@ -9,15 +9,56 @@ import (
 // errWatcherStopped is the cause recorded when Stop ends a watcher.
 var errWatcherStopped = errors.New("Stop was called")
 
-// watcher is the Watcher that Registry.Watch returns. The informer's handler never blocks on it:
-// it only drops a token in wake, whose capacity of one coalesces any burst of changes, so a slow
-// or abandoned watcher holds O(1) memory and Next always reads the latest set.
+// wakeup is the part of a watcher the informer's handler holds: a way to wake it, never to block
+// on it. The capacity of one of wake coalesces any burst of changes, so a slow or abandoned watcher
+// holds O(1) memory and reads the latest state when it wakes.
+type wakeup struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wake   chan struct{} // capacity 1: "the state may have changed since you last looked"
+}
+
+func newWakeup(ctx context.Context) wakeup {
+	ctx, cancel := context.WithCancelCause(ctx)
+	return wakeup{ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+}
+
+// notify wakes a blocked Next without ever blocking the caller.
+func (u *wakeup) notify() {
+	select {
+	case u.wake <- struct{}{}:
+	default: // a wake-up is already pending: Next will read the latest state anyway
+	}
+}
+
+// stopped returns the error Next returns once the watcher has ended, or nil.
+func (u *wakeup) stopped() error {
+	if u.ctx.Err() == nil {
+		return nil
+	}
+	return &stoppedError{cause: context.Cause(u.ctx)}
+}
+
+// wait blocks until a wake-up or the end of the watcher.
+func (u *wakeup) wait() {
+	select {
+	case <-u.wake:
+	case <-u.ctx.Done():
+	}
+}
+
+// Stop ends the watcher: a blocked Next returns at once with an error that matches
+// context.Canceled. It is idempotent and always returns nil.
+func (u *wakeup) Stop() error {
+	u.cancel(errWatcherStopped)
+	return nil
+}
+
+// watcher is the Watcher that Registry.Watch returns.
 type watcher struct {
+	wakeup
 	catalog *catalog
 	name    string
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	wake    chan struct{} // capacity 1: "the set may have changed since you last looked"
 
 	mu      sync.Mutex // serializes Next; guards last and started
 	last    []*ServiceInstance
@@ -27,16 +68,7 @@ type watcher struct {
 var _ Watcher = (*watcher)(nil)
 
 func newWatcher(ctx context.Context, c *catalog, name string) *watcher {
-	ctx, cancel := context.WithCancelCause(ctx)
-	return &watcher{catalog: c, name: name, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
-}
-
-// notify wakes a blocked Next without ever blocking the caller.
-func (w *watcher) notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default: // a wake-up is already pending: Next will read the latest set anyway
-	}
+	return &watcher{wakeup: newWakeup(ctx), catalog: c, name: name}
 }
 
 // Next returns the current set on its first call; afterwards it blocks until the set differs
@@ -46,24 +78,14 @@ func (w *watcher) Next() ([]*ServiceInstance, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
-		if w.ctx.Err() != nil {
-			return nil, &stoppedError{cause: context.Cause(w.ctx)}
+		if err := w.stopped(); err != nil {
+			return nil, err
 		}
 		current := w.catalog.instances(w.name)
 		if !w.started || !sameInstances(current, w.last) {
 			w.started, w.last = true, current
 			return current, nil
 		}
-		select {
-		case <-w.wake:
-		case <-w.ctx.Done():
-		}
+		w.wait()
 	}
-}
-
-// Stop ends the watcher: a blocked Next returns at once with an error that matches
-// context.Canceled. It is idempotent and always returns nil.
-func (w *watcher) Stop() error {
-	w.cancel(errWatcherStopped)
-	return nil
 }

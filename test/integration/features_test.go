@@ -161,26 +161,5 @@ func TestWatchServicesSeesRestartUnderTheSameName(t *testing.T) {
 // nextCatalog calls ServicesWatcher.Next with a deadline.
 func nextCatalog(t *testing.T, w kuberegistry.ServicesWatcher) map[string][]*kuberegistry.ServiceInstance {
 	t.Helper()
-	type result struct {
-		c   map[string][]*kuberegistry.ServiceInstance
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := w.Next()
-		ch <- result{c, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("Next: %v", r.err)
-		}
-		return r.c
-	case <-time.After(30 * time.Second):
-		_ = w.Stop()
-		<-ch
-		t.Fatal("catalog Next did not return within 30s")
-		return nil
-	}
+	return within(t, w.Next, w.Stop)
 }
-

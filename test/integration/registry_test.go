@@ -96,26 +96,34 @@ func sorted(s []string) []string {
 // next calls w.Next with a deadline, so that a missing event fails the test instead of hanging it.
 func next(t *testing.T, w kuberegistry.Watcher) []*kuberegistry.ServiceInstance {
 	t.Helper()
+	return within(t, w.Next, w.Stop)
+}
+
+// within calls next, failing the test if it returns an error or takes more than 30s; stop ends a
+// call that hangs.
+func within[T any](t *testing.T, next func() (T, error), stop func() error) T {
+	t.Helper()
 	type result struct {
-		in  []*kuberegistry.ServiceInstance
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		in, err := w.Next()
-		ch <- result{in, err}
+		v, err := next()
+		ch <- result{v, err}
 	}()
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			t.Fatalf("Next: %v", r.err)
 		}
-		return r.in
+		return r.v
 	case <-time.After(30 * time.Second):
-		_ = w.Stop() // ends the goroutine above
+		_ = stop() // ends the goroutine above
 		<-ch
 		t.Fatal("Next did not return within 30s")
-		return nil
+		var zero T
+		return zero
 	}
 }
 
