@@ -3,7 +3,6 @@ package kuberegistry_test
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/kuberegistry/kuberegistry"
 	corev1 "k8s.io/api/core/v1"
@@ -26,19 +25,12 @@ func runningPod(namespace, name string) *corev1.Pod {
 // A service registers the pod it runs in; a client discovers it. In a cluster, the client comes
 // from kubernetes.NewForConfig and the pod identity from the Downward API, so WithPod is not needed.
 func Example() {
-	client := fake.NewClientset(runningPod("shop", "cart-0"))
-	reg, err := kuberegistry.New(client, kuberegistry.WithPod("shop", "cart-0"))
-	if err != nil {
-		panic(err)
-	}
+	// In a cluster: kuberegistry.NewForConfig(cfg), then reg.Start(ctx).
+	reg := mustStart([]*corev1.Pod{runningPod("shop", "cart-0")}, kuberegistry.WithPod("shop", "cart-0"))
 	defer reg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := reg.Start(ctx); err != nil {
-		panic(err)
-	}
+	ctx := context.Background()
 
-	err = reg.Register(ctx, &kuberegistry.ServiceInstance{
+	err := reg.Register(ctx, &kuberegistry.ServiceInstance{
 		ID:        "cart-0",
 		Name:      "cart",
 		Version:   "v1.2.3+build.7", // not a valid label value: stored losslessly
@@ -59,17 +51,9 @@ func Example() {
 
 // A watcher's first Next returns the current set; each later Next blocks until the set changes.
 func ExampleRegistry_Watch() {
-	client := fake.NewClientset(runningPod("shop", "cart-0"))
-	reg, err := kuberegistry.New(client, kuberegistry.WithPod("shop", "cart-0"))
-	if err != nil {
-		panic(err)
-	}
+	reg := mustStart([]*corev1.Pod{runningPod("shop", "cart-0")}, kuberegistry.WithPod("shop", "cart-0"))
 	defer reg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := reg.Start(ctx); err != nil {
-		panic(err)
-	}
+	ctx := context.Background()
 	w, err := reg.Watch(ctx, "cart")
 	if err != nil {
 		panic(err)
