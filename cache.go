@@ -105,7 +105,9 @@ type podEvents struct {
 	r        *Registry
 	indexers []cache.Indexer // one per namespace informer; set before they start
 
-	mu sync.Mutex // serializes refreshes, so that the last one published is the newest; guards published
+	// mu serializes the handling of events from the informers of every namespace, so that the
+	// last refresh published is the newest; it guards published and the registry's problem log.
+	mu sync.Mutex
 	// published records, per service, the namespaces whose "service.namespace" key has
 	// instances, so that they are emptied when the last one goes (several namespaces only).
 	published map[string]map[string]bool
@@ -117,6 +119,8 @@ func newPodEvents(r *Registry) *podEvents {
 
 func (h *podEvents) OnAdd(obj any, _ bool) {
 	if e, ok := obj.(*podEntry); ok {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.observe(e, false)
 		h.refresh(e.service)
 	}
@@ -128,6 +132,8 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.observe(e, false)
 	if old.service != e.service {
 		h.refresh(old.service)
@@ -140,12 +146,15 @@ func (h *podEvents) OnDelete(obj any) {
 		obj = t.Obj
 	}
 	if e, ok := obj.(*podEntry); ok {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.observe(e, true)
 		h.refresh(e.service)
 	}
 }
 
-// observe logs a malformed pod once per problem, and tracks the registry's own pod.
+// observe logs a malformed pod once per problem, and tracks the registry's own pod. The caller
+// holds mu.
 func (h *podEvents) observe(e *podEntry, deleted bool) {
 	key := e.Namespace + "/" + e.Name
 	h.r.problems.note(key, e, deleted)
@@ -154,13 +163,12 @@ func (h *podEvents) observe(e *podEntry, deleted bool) {
 	}
 }
 
-// refresh republishes a service from the cached entries of its pods in every namespace.
+// refresh republishes a service from the cached entries of its pods in every namespace. The
+// caller holds mu.
 func (h *podEvents) refresh(name string) {
 	if name == "" {
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var entries []*podEntry
 	for _, indexer := range h.indexers {
 		objs, _ := indexer.ByIndex(serviceIndex, name) // fails only for an unknown index name

@@ -3,8 +3,8 @@ package kuberegistry
 import "log/slog"
 
 // problemLog logs each malformed pod once per distinct problem, however often the pod changes,
-// so that another team's broken annotation costs one log line, not one per event. It is used
-// only from the informer's handler goroutine.
+// so that another team's broken annotation costs one log line, not one per event. Its callers
+// serialize their calls (the registry's handler holds its mutex).
 type problemLog struct {
 	logger *slog.Logger
 	seen   map[string]string // pod key → the problem last logged; bounded by the cached pods
