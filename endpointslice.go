@@ -1,0 +1,744 @@
+package kuberegistry
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Metadata keys of the instances an EndpointSliceDiscovery returns, besides MetadataKeyNamespace,
+// which it always sets to the namespace of the instance's Service.
+const (
+	// MetadataKeyZone holds the zone of the endpoint (the slice's endpoints[].zone), when set.
+	MetadataKeyZone = "kuberegistry.io/zone"
+	// MetadataKeyNode holds the node that hosts the endpoint (endpoints[].nodeName), when set.
+	MetadataKeyNode = "kuberegistry.io/node"
+)
+
+// endpointSlicesResource names the resource in permission errors, in the resource.group form that
+// `kubectl create role --resource` takes, since EndpointSlices are not in the core group.
+const endpointSlicesResource = "endpointslices.discovery.k8s.io"
+
+// EndpointSliceOption configures an EndpointSliceDiscovery built by NewEndpointSliceDiscovery.
+type EndpointSliceOption interface {
+	apply(*sliceOptions)
+}
+
+type sliceOptionFunc func(*sliceOptions)
+
+func (f sliceOptionFunc) apply(o *sliceOptions) { f(o) }
+
+// sliceOptions holds the settings NewEndpointSliceDiscovery validates; problems found while
+// applying options are kept in errs so that all of them are reported at once.
+type sliceOptions struct {
+	namespace    string // discovery scope; "" means all namespaces
+	namespaceSet bool
+	logger       *slog.Logger
+	env          environment
+	errs         []error
+}
+
+// WithSliceNamespace sets the namespace whose Services are discovered. "" (metav1.NamespaceAll)
+// watches the EndpointSlices of all namespaces, which needs a ClusterRole; GetService and Watch
+// then take "name" for the Services of that name in every namespace together, and
+// "name.namespace" for one namespace's (a Service name holds no '.', so the two never collide).
+// Default: as for the Registry's WithNamespace, the namespace of the pod the process runs in, or
+// "default" when it does not run in a pod.
+func WithSliceNamespace(namespace string) EndpointSliceOption {
+	return sliceOptionFunc(func(o *sliceOptions) {
+		if namespace != "" {
+			if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+				o.errs = append(o.errs, fmt.Errorf("WithSliceNamespace(%q): %s", namespace, errs[0]))
+			}
+		}
+		o.namespace, o.namespaceSet = namespace, true
+	})
+}
+
+// WithSliceLogger sets the logger for problems found in the cluster, such as an EndpointSlice of
+// addressType FQDN. Default: slog.Default().
+func WithSliceLogger(logger *slog.Logger) EndpointSliceOption {
+	return sliceOptionFunc(func(o *sliceOptions) {
+		if logger == nil {
+			o.errs = append(o.errs, errors.New("WithSliceLogger(nil): pass a logger, or omit the option to use slog.Default()"))
+		}
+		o.logger = logger
+	})
+}
+
+// withSliceEnvironment replaces the process environment the default namespace comes from (tests only).
+func withSliceEnvironment(env environment) EndpointSliceOption {
+	return sliceOptionFunc(func(o *sliceOptions) { o.env = env })
+}
+
+// EndpointSliceDiscovery discovers plain Kubernetes Services, which never call Register, from
+// their discovery.k8s.io/v1 EndpointSlices: the service name is the Service's name (the slices'
+// kubernetes.io/service-name label). It is safe for concurrent use.
+//
+// All the slices of a Service are aggregated (the EndpointSlice controller splits a Service over
+// several slices of at most 100 endpoints). Each backend is one instance:
+//
+//   - ID: the name of the pod in the endpoint's targetRef, else the endpoint's address.
+//   - Name: the Service's name; Version: "".
+//   - Metadata: MetadataKeyNamespace ("kuberegistry.io/namespace") always, MetadataKeyZone
+//     ("kuberegistry.io/zone") and MetadataKeyNode ("kuberegistry.io/node") when the endpoint
+//     has them.
+//   - Endpoints: one URL per port of the slice, "scheme://address:port", IPv6 in brackets. Only
+//     an endpoint's first address is used: the API defines no meaning for the others, and
+//     kube-proxy ignores them. A pod that appears in an IPv4 and an IPv6 slice (dual stack) is one
+//     instance with the endpoints of both.
+//
+// The scheme of a port comes from its appProtocol ("http", "grpc"; "kubernetes.io/h2c" gives
+// "h2c", and any other prefixed value the part after the last "/"), else from its name by the
+// rules for pods ("http", "grpc-internal", …). A port with neither, with no port number, or out of
+// range has no endpoint, and a backend without any endpoint is not an instance. The endpoints of a
+// secure scheme (https, grpcs, wss, tls) carry the query "isSecure=true", as go-kratos expects.
+//
+// Conditions: an endpoint is served when it is ready (a ready condition that is not set means
+// ready). A Service that has no ready endpoint at all falls back to its endpoints that are still
+// serving while terminating (serving and terminating both true), as kube-proxy does, so that its
+// clients keep a backend while a rollout ends. Other endpoints are never served.
+//
+// Duplicates: while the EndpointSlice controller rewrites slices, one address can appear in two
+// of them for a moment. Each address is served once, from the copy in the best condition.
+//
+// Slices of addressType FQDN, and other malformed slices, are skipped, with one log line per
+// slice and problem; the Service's other slices are served.
+type EndpointSliceDiscovery struct {
+	client    kubernetes.Interface
+	namespace string // discovery scope; "" is all namespaces
+	logger    *slog.Logger
+	catalog   *catalog
+	problems  *sliceProblemLog // used by the informer's handler only
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+
+	mu           sync.Mutex         // guards state transitions, stopInformer and problems
+	state        atomic.Int32       // a registryState; read without mu on hot paths
+	stopInformer context.CancelFunc // ends the informer of a successful Start
+	wg           sync.WaitGroup     // the informer's goroutine and the watchers' clean-ups
+
+	closeOnce sync.Once
+}
+
+var _ Discovery = (*EndpointSliceDiscovery)(nil)
+
+// NewEndpointSliceDiscovery returns an EndpointSliceDiscovery that reads EndpointSlices through
+// client. It checks its input and makes no request: call Start before GetService or Watch. The
+// client needs the verbs list and watch on endpointslices in the discovery.k8s.io API group.
+func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSliceOption) (*EndpointSliceDiscovery, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: the Kubernetes client is nil: build one with kubernetes.NewForConfig", ErrInvalidOption)
+	}
+	o := sliceOptions{logger: slog.Default(), env: processEnvironment()}
+	for i, opt := range opts {
+		if opt == nil {
+			o.errs = append(o.errs, fmt.Errorf("option %d is nil", i))
+			continue
+		}
+		opt.apply(&o)
+	}
+	if len(o.errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(o.errs...))
+	}
+	namespace := o.namespace
+	if !o.namespaceSet {
+		namespace = cmp.Or(detectPod(o.env).namespace, "default")
+	}
+	d := &EndpointSliceDiscovery{
+		client:    client,
+		namespace: namespace,
+		logger:    o.logger,
+		catalog:   newCatalog(),
+		problems:  newSliceProblemLog(o.logger),
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Start starts the informer over the EndpointSlices in scope and returns once its cache is
+// synced and every service is published. If the API server refuses the list for lack of RBAC
+// permission, Start fails at once with a *PermissionError; other failures are retried until ctx
+// ends. A failed Start may be tried again.
+func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
+	d.mu.Lock()
+	switch registryState(d.state.Load()) {
+	case stateClosed:
+		d.mu.Unlock()
+		return ErrClosed
+	case stateStarting, stateStarted:
+		d.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	d.state.Store(int32(stateStarting))
+	informer := newSliceInformer(d.client, d.namespace)
+	failures := make(chan error, 1)
+	_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		d.logger.Warn("kuberegistry: listing or watching EndpointSlices failed; retrying", "namespace", d.namespace, "error", err)
+		select {
+		case failures <- err:
+		default: // Start reads the latest; later ones are only logged
+		}
+	})
+	handler, _ := informer.AddEventHandler(newSliceEvents(d, informer.GetIndexer()))
+	runCtx, stop := context.WithCancel(d.ctx)
+	done := make(chan struct{})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(done)
+		informer.RunWithContext(runCtx)
+	}()
+	d.mu.Unlock()
+
+	err := d.waitForSync(ctx, handler.HasSyncedChecker().Done(), failures)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil && registryState(d.state.Load()) == stateStarting {
+		d.state.Store(int32(stateStarted))
+		d.stopInformer = stop
+		return nil
+	}
+	stop()
+	<-done
+	if registryState(d.state.Load()) == stateStarting {
+		d.state.Store(int32(stateIdle))
+		d.catalog.reset()
+		// The stopped handler is done with it; a new Start logs every problem again.
+		d.problems = newSliceProblemLog(d.logger)
+	}
+	if err == nil {
+		err = ErrClosed
+	}
+	return err
+}
+
+// waitForSync waits until the handler has seen the initial list, failing fast on a permission
+// error, which retrying cannot fix.
+func (d *EndpointSliceDiscovery) waitForSync(ctx context.Context, synced <-chan struct{}, failures <-chan error) error {
+	var last error
+	for {
+		select {
+		case <-synced:
+			return nil
+		case err := <-failures:
+			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+				return &PermissionError{Verb: "list", Resource: endpointSlicesResource, Namespace: d.namespace, Err: err}
+			}
+			last = err
+		case <-d.ctx.Done():
+			return ErrClosed
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("kuberegistry: EndpointSlices in scope not listed before the context ended: %w (last error: %v)", ctx.Err(), last)
+			}
+			return fmt.Errorf("kuberegistry: EndpointSlices in scope not listed before the context ended: %w", ctx.Err())
+		}
+	}
+}
+
+// Close stops the informer and every watcher, whose Next then returns an error matching
+// context.Canceled, and waits for every goroutine the discovery started. It is idempotent and
+// returns nil.
+func (d *EndpointSliceDiscovery) Close() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.state.Store(int32(stateClosed))
+		if d.stopInformer != nil {
+			d.stopInformer()
+		}
+		d.mu.Unlock()
+		d.catalog.stopWatchers(ErrClosed)
+		d.cancel()
+		d.wg.Wait()
+	})
+	return nil
+}
+
+// started reports why discovery cannot serve yet, if it cannot.
+func (d *EndpointSliceDiscovery) started() error {
+	switch registryState(d.state.Load()) {
+	case stateStarted:
+		return nil
+	case stateClosed:
+		return ErrClosed
+	default:
+		return ErrNotStarted
+	}
+}
+
+// GetService returns the served instances of the named Service, sorted by endpoints then ID, or
+// none. The slice and instances are shared with the discovery and other callers: treat them as
+// read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.
+func (d *EndpointSliceDiscovery) GetService(_ context.Context, name string) ([]*ServiceInstance, error) {
+	if err := d.started(); err != nil {
+		return nil, err
+	}
+	if instances := d.catalog.instances(name); instances != nil {
+		return instances, nil
+	}
+	if err := validServiceName(name); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// Watch returns a Watcher over the served instances of the named Service, with the semantics of
+// Registry.Watch. It ends when ctx is canceled, when Stop is called or when the discovery is closed.
+func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watcher, error) {
+	if err := validServiceName(name); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.started(); err != nil {
+		return nil, err
+	}
+	w := newWatcher(ctx, d.catalog, name)
+	d.catalog.subscribe(name, w)
+	d.wg.Add(1)
+	context.AfterFunc(w.ctx, func() {
+		defer d.wg.Done()
+		d.catalog.unsubscribe(name, w)
+	})
+	return w, nil
+}
+
+// newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services
+// in one namespace (or all), transformed into entries, indexed by Service, with no periodic resync.
+func newSliceInformer(client kubernetes.Interface, namespace string) cache.SharedIndexInformer {
+	api := client.DiscoveryV1().EndpointSlices(namespace)
+	// A bare key selects the slices that have the label: those of a Service.
+	const selector = discoveryv1.LabelServiceName
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector
+			return api.Watch(ctx, o)
+		},
+	}
+	informer := cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(lw, client),
+		&discoveryv1.EndpointSlice{},
+		cache.SharedIndexInformerOptions{
+			Indexers:          cache.Indexers{serviceIndex: indexSliceByService},
+			ObjectDescription: "kuberegistry endpointslices",
+		},
+	)
+	// Only fails once the informer has started.
+	_ = informer.SetTransform(toSliceEntry)
+	return informer
+}
+
+// sliceEntry is what the informer caches of an EndpointSlice: its key, its resource version and
+// what discovery makes of it. Entries are never changed once made.
+type sliceEntry struct {
+	metav1.ObjectMeta // only Namespace, Name and ResourceVersion are set: the store's key
+	sliceInstances
+}
+
+func (e *sliceEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject returns a shallow copy: what it points to is immutable.
+func (e *sliceEntry) DeepCopyObject() runtime.Object {
+	c := *e
+	return &c
+}
+
+// toSliceEntry is the informer's transform: each slice is translated once, as it arrives. It is
+// idempotent, as transforms must be.
+func toSliceEntry(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil // already an entry, or a tombstone of one
+	}
+	return &sliceEntry{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:       s.Namespace,
+			Name:            s.Name,
+			ResourceVersion: s.ResourceVersion,
+		},
+		sliceInstances: translateSlice(s),
+	}, nil
+}
+
+func indexSliceByService(obj any) ([]string, error) {
+	if e, ok := obj.(*sliceEntry); ok && e.service != "" {
+		return []string{e.service}, nil
+	}
+	return nil, nil
+}
+
+// sliceEvents is the only informer handler of an EndpointSliceDiscovery. The informer calls it
+// from one goroutine, so its fields need no lock; it never blocks: it republishes the services a
+// change touches, which wakes their watchers.
+type sliceEvents struct {
+	d        *EndpointSliceDiscovery
+	problems *sliceProblemLog
+	indexer  cache.Indexer
+	// published records, per Service name, the namespaces whose "name.namespace" key has
+	// instances, so that they are emptied when they lose them (all namespaces only).
+	published map[string][]string
+}
+
+func newSliceEvents(d *EndpointSliceDiscovery, indexer cache.Indexer) *sliceEvents {
+	return &sliceEvents{d: d, problems: d.problems, indexer: indexer, published: make(map[string][]string)}
+}
+
+func (h *sliceEvents) OnAdd(obj any, _ bool) {
+	if e, ok := obj.(*sliceEntry); ok {
+		h.problems.note(e, false)
+		h.refresh(e.service)
+	}
+}
+
+func (h *sliceEvents) OnUpdate(oldObj, newObj any) {
+	old, ok1 := oldObj.(*sliceEntry)
+	e, ok2 := newObj.(*sliceEntry)
+	if !ok1 || !ok2 {
+		return
+	}
+	h.problems.note(e, false)
+	// A slice whose service-name label changed leaves one Service for another.
+	if old.service != e.service {
+		h.refresh(old.service)
+	}
+	h.refresh(e.service)
+}
+
+func (h *sliceEvents) OnDelete(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if e, ok := obj.(*sliceEntry); ok {
+		h.problems.note(e, true)
+		h.refresh(e.service)
+	}
+}
+
+// refresh republishes the Services of a name from the cached entries of all their slices: under
+// the name, the instances of every namespace in scope; and, when the scope is all namespaces,
+// under "name.namespace" those of one namespace. Each namespace's Service is aggregated on its own.
+func (h *sliceEvents) refresh(name string) {
+	if name == "" {
+		return
+	}
+	objs, err := h.indexer.ByIndex(serviceIndex, name)
+	if err != nil {
+		return // only for an unknown index name
+	}
+	byNamespace := make(map[string][]*sliceEntry, 1)
+	for _, o := range objs {
+		if e, ok := o.(*sliceEntry); ok {
+			byNamespace[e.Namespace] = append(byNamespace[e.Namespace], e)
+		}
+	}
+	var all []*ServiceInstance
+	var published []string
+	for ns, entries := range byNamespace {
+		instances := aggregateSlices(entries)
+		if len(instances) == 0 {
+			continue
+		}
+		if all == nil {
+			all = instances
+		} else {
+			all = append(slices.Clip(all), instances...)
+		}
+		if h.d.namespace == "" {
+			published = append(published, ns)
+			h.d.catalog.publish(name+"."+ns, instances)
+		}
+	}
+	for _, ns := range h.published[name] {
+		if !slices.Contains(published, ns) {
+			h.d.catalog.publish(name+"."+ns, nil)
+		}
+	}
+	if len(published) > 0 {
+		h.published[name] = published
+	} else {
+		delete(h.published, name)
+	}
+	if len(byNamespace) > 1 {
+		sortInstances(all)
+	}
+	h.d.catalog.publish(name, all)
+}
+
+// sliceProblemLog logs each malformed slice once per distinct problem, however often it changes.
+// It is used only from the informer's handler goroutine.
+type sliceProblemLog struct {
+	logger *slog.Logger
+	seen   map[string]string // slice key → the problem last logged; bounded by the cached slices
+}
+
+func newSliceProblemLog(logger *slog.Logger) *sliceProblemLog {
+	return &sliceProblemLog{logger: logger, seen: make(map[string]string)}
+}
+
+// note records the problem of a slice, if any, and logs it when it is new.
+func (p *sliceProblemLog) note(e *sliceEntry, deleted bool) {
+	key := e.Namespace + "/" + e.Name
+	if deleted || e.problem == "" {
+		delete(p.seen, key)
+		return
+	}
+	if p.seen[key] == e.problem {
+		return
+	}
+	p.seen[key] = e.problem
+	p.logger.Warn("kuberegistry: skipping what is unusable in an EndpointSlice; the service's other endpoints are served",
+		"namespace", e.Namespace, "endpointslice", e.Name, "service", e.service, "reason", e.problem)
+}
+
+// endpointCondition is how an endpoint may be served, from worst to best.
+type endpointCondition uint8
+
+const (
+	endpointUnusable           endpointCondition = iota // not ready, and not serving while terminating
+	endpointServingTerminating                          // a fallback for a Service with no ready endpoint
+	endpointReady                                       // served
+)
+
+// conditionOf reads an endpoint's conditions, with the API's defaults: ready and serving are true
+// when not set, terminating is false.
+func conditionOf(c discoveryv1.EndpointConditions) endpointCondition {
+	ready := c.Ready == nil || *c.Ready
+	serving := c.Serving == nil || *c.Serving
+	terminating := c.Terminating != nil && *c.Terminating
+	switch {
+	case ready:
+		return endpointReady
+	case serving && terminating:
+		return endpointServingTerminating
+	default:
+		return endpointUnusable
+	}
+}
+
+// sliceEndpoint is one usable endpoint of a slice.
+type sliceEndpoint struct {
+	// backend identifies what the endpoint stands for, across slices and address families:
+	// "pod:<namespace>/<name>" for a pod, else "address:<address>".
+	backend   string
+	address   string // the first address, canonical
+	condition endpointCondition
+	// instance is this endpoint alone as an instance; shared and read-only.
+	instance *ServiceInstance
+}
+
+// sliceInstances is what discovery makes of one EndpointSlice. It is computed from the slice
+// alone, touching no cluster and no globals.
+type sliceInstances struct {
+	service   string          // the kubernetes.io/service-name label; "" for a slice of no Service
+	endpoints []sliceEndpoint // the endpoints that have an address and at least one URL
+	problem   string          // what was skipped and why, for the log; "" when nothing was
+}
+
+// translateSlice turns a slice into its usable endpoints. Malformed data costs only the endpoints
+// it concerns: it comes back as a problem, never as a panic.
+func translateSlice(s *discoveryv1.EndpointSlice) (si sliceInstances) {
+	defer func() {
+		// Defence in depth: a bug here must cost one slice, not the process.
+		if v := recover(); v != nil {
+			si = sliceInstances{service: si.service, problem: fmt.Sprintf("internal error reading the slice: %v", v)}
+		}
+	}()
+	si.service = s.Labels[discoveryv1.LabelServiceName]
+	if si.service == "" {
+		return si
+	}
+	var inFamily func(netip.Addr) bool
+	switch s.AddressType {
+	case discoveryv1.AddressTypeIPv4:
+		inFamily = netip.Addr.Is4
+	case discoveryv1.AddressTypeIPv6:
+		inFamily = netip.Addr.Is6
+	default:
+		si.problem = fmt.Sprintf("addressType %q is not supported: only IPv4 and IPv6 slices are served", s.AddressType)
+		return si
+	}
+	ports := slicePorts(s.Ports)
+	if len(ports) == 0 {
+		if len(s.Endpoints) > 0 {
+			si.problem = "no port has a number and an appProtocol or a name that gives a URL scheme " +
+				`(such as appProtocol "http" or name "grpc"): its endpoints are not served`
+		}
+		return si
+	}
+	var problems []string
+	for i := range s.Endpoints {
+		ep := &s.Endpoints[i]
+		if len(ep.Addresses) == 0 {
+			problems = append(problems, fmt.Sprintf("endpoints[%d] has no address", i))
+			continue
+		}
+		a, err := netip.ParseAddr(ep.Addresses[0])
+		if err != nil || a.Zone() != "" || !inFamily(a) {
+			problems = append(problems, fmt.Sprintf("endpoints[%d] has address %q, which is not an %s address", i, ep.Addresses[0], s.AddressType))
+			continue
+		}
+		address := a.String()
+		se := sliceEndpoint{backend: "address:" + address, address: address, condition: conditionOf(ep.Conditions)}
+		id := address
+		if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" && ref.Name != "" {
+			id = ref.Name
+			se.backend = "pod:" + cmp.Or(ref.Namespace, s.Namespace) + "/" + ref.Name
+		}
+		meta := map[string]string{MetadataKeyNamespace: s.Namespace}
+		if ep.Zone != nil && *ep.Zone != "" {
+			meta[MetadataKeyZone] = *ep.Zone
+		}
+		if ep.NodeName != nil && *ep.NodeName != "" {
+			meta[MetadataKeyNode] = *ep.NodeName
+		}
+		urls := make([]string, 0, len(ports))
+		for _, p := range ports {
+			urls = append(urls, endpointURL(p.scheme, address, p.port, p.query))
+		}
+		slices.Sort(urls)
+		se.instance = &ServiceInstance{ID: id, Name: si.service, Metadata: meta, Endpoints: urls}
+		si.endpoints = append(si.endpoints, se)
+	}
+	if len(problems) > 0 {
+		si.problem = problems[0]
+		if len(problems) > 1 {
+			si.problem += fmt.Sprintf(" (and %d more endpoints skipped)", len(problems)-1)
+		}
+	}
+	return si
+}
+
+// slicePorts returns the ports of a slice that give an endpoint, each with its scheme, once.
+func slicePorts(ports []discoveryv1.EndpointPort) []portProtocol {
+	out := make([]portProtocol, 0, len(ports))
+	for _, p := range ports {
+		if p.Port == nil || *p.Port < 1 || *p.Port > 65535 {
+			continue
+		}
+		scheme, ok := portScheme(p)
+		if !ok {
+			continue
+		}
+		pp := portProtocol{port: *p.Port, scheme: scheme}
+		if isSecureScheme(scheme) {
+			pp.query = "isSecure=true"
+		}
+		if !slices.Contains(out, pp) {
+			out = append(out, pp)
+		}
+	}
+	return out
+}
+
+// portScheme returns the URL scheme of a slice's port: from its appProtocol, else from its name
+// as for a container port. A port with neither has none: its protocol is unknown.
+func portScheme(p discoveryv1.EndpointPort) (string, bool) {
+	if p.AppProtocol != nil {
+		if scheme, ok := schemeFromAppProtocol(*p.AppProtocol); ok {
+			return scheme, true
+		}
+	}
+	if p.Name != nil {
+		return protocolFromPortName(*p.Name)
+	}
+	return "", false
+}
+
+// schemeFromAppProtocol turns an appProtocol into a URL scheme: an IANA name stands for itself
+// ("http", "grpc"), a prefixed name for its part after the last "/" ("kubernetes.io/h2c" is
+// "h2c", "kubernetes.io/wss" is "wss", "example.com/thrift" is "thrift").
+func schemeFromAppProtocol(appProtocol string) (string, bool) {
+	s := strings.ToLower(strings.TrimSpace(appProtocol))
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		s = s[i+1:]
+	}
+	if !validScheme(s) {
+		return "", false
+	}
+	return s, true
+}
+
+// aggregateSlices builds the instances of one Service from the entries of all its slices, sorted
+// by sortInstances. It serves the ready endpoints or, when there is none, those serving while
+// terminating; each address once, and each backend (a pod, else an address) as one instance.
+// It reorders entries, and never changes the instances the entries hold.
+func aggregateSlices(entries []*sliceEntry) []*ServiceInstance {
+	// The indexer's order is arbitrary: a fixed order makes the choice between copies stable.
+	slices.SortFunc(entries, func(a, b *sliceEntry) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	want := endpointServingTerminating
+	n := 0
+	for _, e := range entries {
+		for i := range e.endpoints {
+			if e.endpoints[i].condition == endpointReady {
+				want = endpointReady
+			}
+		}
+		n += len(e.endpoints)
+	}
+	if n == 0 {
+		return nil
+	}
+	owner := make(map[string]string, n) // address → the backend that serves it
+	index := make(map[string]int, n)    // backend → its instance in out
+	out := make([]*ServiceInstance, 0, n)
+	merged := make(map[int]bool) // instances of out that are this call's own, not an entry's
+	for _, e := range entries {
+		for i := range e.endpoints {
+			ep := &e.endpoints[i]
+			if ep.condition != want {
+				continue
+			}
+			if b, ok := owner[ep.address]; ok && b != ep.backend {
+				continue // an address reused by another backend: served once
+			}
+			owner[ep.address] = ep.backend
+			j, ok := index[ep.backend]
+			if !ok {
+				index[ep.backend] = len(out)
+				out = append(out, ep.instance)
+				continue
+			}
+			if !merged[j] {
+				c := *out[j] // metadata is shared, read-only; endpoints are copied below
+				out[j], merged[j] = &c, true
+			}
+			out[j].Endpoints = mergeURLs(out[j].Endpoints, ep.instance.Endpoints)
+		}
+	}
+	sortInstances(out)
+	return slices.Clip(out)
+}
+
+// mergeURLs returns the sorted union of two sorted lists, in a new slice.
+func mergeURLs(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	out = append(append(out, a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
