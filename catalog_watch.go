@@ -48,17 +48,5 @@ func (l *servicesWatcher) Next() (map[string][]*ServiceInstance, error) {
 // WatchServices returns a watcher of the whole catalog, as a dashboard or a gateway needs it. It
 // ends when ctx is canceled, when Stop is called or when the registry is closed.
 func (r *Registry) WatchServices(ctx context.Context) (ServicesWatcher, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.started(); err != nil {
-		return nil, err
-	}
-	l := &servicesWatcher{wakeup: newWakeup(ctx), catalog: r.catalog}
-	r.catalog.listen(l)
-	r.wg.Add(1)
-	context.AfterFunc(l.ctx, func() {
-		defer r.wg.Done()
-		r.catalog.unlisten(l)
-	})
-	return l, nil
+	return r.life.watchServices(ctx)
 }

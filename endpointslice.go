@@ -9,11 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -125,18 +122,9 @@ type EndpointSliceDiscovery struct {
 	client    kubernetes.Interface
 	namespace string // discovery scope; "" is all namespaces
 	logger    *slog.Logger
-	catalog   *catalog
+	life      *lifecycle
+	catalog   *catalog         // life's
 	problems  *sliceProblemLog // used by the informer's handler only
-
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-
-	mu           sync.Mutex         // guards state transitions, stopInformer and problems
-	state        atomic.Int32       // a registryState; read without mu on hot paths
-	stopInformer context.CancelFunc // ends the informer of a successful Start
-	wg           sync.WaitGroup     // the informer's goroutine and the watchers' clean-ups
-
-	closeOnce sync.Once
 }
 
 var _ Discovery = (*EndpointSliceDiscovery)(nil)
@@ -167,10 +155,10 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 		client:    client,
 		namespace: namespace,
 		logger:    o.logger,
-		catalog:   newCatalog(),
+		life:      newLifecycle("EndpointSlices", endpointSlicesResource, o.logger),
 		problems:  newSliceProblemLog(o.logger),
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.catalog = d.life.catalog
 	return d, nil
 }
 
@@ -179,112 +167,29 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 // permission, Start fails at once with a *PermissionError; other failures are retried until ctx
 // ends. A failed Start may be tried again.
 func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
-	d.mu.Lock()
-	switch registryState(d.state.Load()) {
-	case stateClosed:
-		d.mu.Unlock()
-		return ErrClosed
-	case stateStarting, stateStarted:
-		d.mu.Unlock()
-		return ErrAlreadyStarted
-	}
-	d.state.Store(int32(stateStarting))
-	informer := newSliceInformer(d.client, d.namespace)
-	failures := make(chan error, 1)
-	_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		d.logger.Warn("kuberegistry: listing or watching EndpointSlices failed; retrying", "namespace", d.namespace, "error", err)
-		select {
-		case failures <- err:
-		default: // Start reads the latest; later ones are only logged
+	return d.life.start(ctx, func() informers {
+		informer := newSliceInformer(d.client, d.namespace)
+		return informers{
+			namespaces: []string{d.namespace},
+			informers:  []cache.SharedIndexInformer{informer},
+			handler:    newSliceEvents(d, informer.GetIndexer()),
 		}
-	})
-	handler, _ := informer.AddEventHandler(newSliceEvents(d, informer.GetIndexer()))
-	runCtx, stop := context.WithCancel(d.ctx)
-	done := make(chan struct{})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer close(done)
-		informer.RunWithContext(runCtx)
-	}()
-	d.mu.Unlock()
-
-	err := d.waitForSync(ctx, handler.HasSyncedChecker().Done(), failures)
-
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err == nil && registryState(d.state.Load()) == stateStarting {
-		d.state.Store(int32(stateStarted))
-		d.stopInformer = stop
-		return nil
-	}
-	stop()
-	<-done
-	if registryState(d.state.Load()) == stateStarting {
-		d.state.Store(int32(stateIdle))
-		d.catalog.reset()
+	}, func() {
 		// The stopped handler is done with it; a new Start logs every problem again.
 		d.problems = newSliceProblemLog(d.logger)
-	}
-	if err == nil {
-		err = ErrClosed
-	}
-	return err
-}
-
-// waitForSync waits until the handler has seen the initial list, failing fast on a permission
-// error, which retrying cannot fix.
-func (d *EndpointSliceDiscovery) waitForSync(ctx context.Context, synced <-chan struct{}, failures <-chan error) error {
-	var last error
-	for {
-		select {
-		case <-synced:
-			return nil
-		case err := <-failures:
-			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-				return &PermissionError{Verb: "list", Resource: endpointSlicesResource, Namespace: d.namespace, Err: err}
-			}
-			last = err
-		case <-d.ctx.Done():
-			return ErrClosed
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("kuberegistry: EndpointSlices in scope not listed before the context ended: %w (last error: %v)", ctx.Err(), last)
-			}
-			return fmt.Errorf("kuberegistry: EndpointSlices in scope not listed before the context ended: %w", ctx.Err())
-		}
-	}
+	})
 }
 
 // Close stops the informer and every watcher, whose Next then returns an error matching
 // context.Canceled, and waits for every goroutine the discovery started. It is idempotent and
 // returns nil.
 func (d *EndpointSliceDiscovery) Close() error {
-	d.closeOnce.Do(func() {
-		d.mu.Lock()
-		d.state.Store(int32(stateClosed))
-		if d.stopInformer != nil {
-			d.stopInformer()
-		}
-		d.mu.Unlock()
-		d.catalog.stopWatchers(ErrClosed)
-		d.cancel()
-		d.wg.Wait()
-	})
+	d.life.close()
 	return nil
 }
 
 // started reports why discovery cannot serve yet, if it cannot.
-func (d *EndpointSliceDiscovery) started() error {
-	switch registryState(d.state.Load()) {
-	case stateStarted:
-		return nil
-	case stateClosed:
-		return ErrClosed
-	default:
-		return ErrNotStarted
-	}
-}
+func (d *EndpointSliceDiscovery) started() error { return d.life.started() }
 
 // GetService returns the served instances of the named Service, sorted by endpoints then ID, or
 // none. The slice and instances are shared with the discovery and other callers: treat them as
@@ -308,19 +213,7 @@ func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watche
 	if err := validServiceName(name); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.started(); err != nil {
-		return nil, err
-	}
-	w := newWatcher(ctx, d.catalog, name)
-	d.catalog.subscribe(name, w)
-	d.wg.Add(1)
-	context.AfterFunc(w.ctx, func() {
-		defer d.wg.Done()
-		d.catalog.unsubscribe(name, w)
-	})
-	return w, nil
+	return d.life.watch(ctx, name)
 }
 
 // newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services

@@ -8,11 +8,11 @@ import (
 
 var (
 	// ErrNotStarted is returned by GetService and Watch before Start has returned successfully.
-	ErrNotStarted = errors.New("kuberegistry: registry not started: call Start before GetService or Watch")
+	ErrNotStarted = errors.New("kuberegistry: not started: call Start before GetService or Watch")
 	// ErrAlreadyStarted is returned by a second call to Start.
 	ErrAlreadyStarted = errors.New("kuberegistry: registry already started: call Start once")
 	// ErrClosed is returned by calls made after Close.
-	ErrClosed = errors.New("kuberegistry: registry closed: create a new one with New")
+	ErrClosed = errors.New("kuberegistry: closed: build a new one to discover again")
 	// ErrInvalidInstance wraps every problem found in a ServiceInstance given to Register.
 	ErrInvalidInstance = errors.New("kuberegistry: invalid service instance")
 	// ErrInvalidName is returned for a service name that cannot be a Kubernetes label value.

@@ -81,12 +81,12 @@ func (r *Registry) patchSelf(ctx context.Context, patch []byte) (*corev1.Pod, er
 	if !r.pod.known() {
 		return nil, ErrNoPodIdentity
 	}
-	if registryState(r.state.Load()) == stateClosed {
+	if r.life.closed() {
 		return nil, ErrClosed
 	}
 	pods := r.client.CoreV1().Pods(r.pod.namespace)
 	var pod *corev1.Pod
-	err := retryTransient(ctx, r.ctx, func() (err error) {
+	err := retryTransient(ctx, r.life.ctx, func() (err error) {
 		pod, err = pods.Patch(ctx, r.pod.name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 		return err
 	})
@@ -109,12 +109,12 @@ func (r *Registry) patchSelf(ctx context.Context, patch []byte) (*corev1.Pod, er
 // scope. It gives up quietly at ctx's end or after cacheCatchUpLimit: the patch is done, and
 // discovery catches up on its own.
 func (r *Registry) awaitCache(ctx context.Context, mark uint64, rv string, registered bool) {
-	if r.selfKey == "" || registryState(r.state.Load()) != stateStarted {
+	if r.selfKey == "" || r.started() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheCatchUpLimit)
 	defer cancel()
-	if !r.self.await(ctx, r.ctx.Done(), mark, rv, registered) {
+	if !r.self.await(ctx, r.life.ctx.Done(), mark, rv, registered) {
 		r.logger.Debug("kuberegistry: the cache did not show the registry's own pod change in time", "pod", r.pod.String(), "resourceVersion", rv)
 	}
 }

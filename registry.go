@@ -7,24 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-)
-
-// registryState is where a Registry is in its life.
-type registryState int32
-
-const (
-	stateIdle registryState = iota
-	stateStarting
-	stateStarted
-	stateClosed
 )
 
 // Registry registers the current pod as a service instance and discovers the instances of
@@ -39,19 +25,10 @@ type Registry struct {
 	pod             podIdentity     // the pod Register patches; may be unknown
 	selfKey         string          // the cache key of that pod when it is in the discovery scope, else ""
 	logger          *slog.Logger
-	catalog         *catalog
+	life            *lifecycle
+	catalog         *catalog // life's
 	problems        *problemLog
 	self            *selfObserver
-
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-
-	mu           sync.Mutex         // guards state transitions and stopInformer
-	state        atomic.Int32       // a registryState; read without mu on hot paths
-	stopInformer context.CancelFunc // ends the informer of a successful Start
-	wg           sync.WaitGroup     // the informer's goroutine and the watchers' clean-ups
-
-	closeOnce sync.Once
 }
 
 var (
@@ -102,15 +79,15 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 		includeNotReady: o.includeNotReady,
 		pod:             pod,
 		logger:          o.logger,
-		catalog:         newCatalog(),
+		life:            newLifecycle("pods", "pods", o.logger),
 		problems:        newProblemLog(o.logger),
 		self:            newSelfObserver(),
 	}
+	r.catalog = r.life.catalog
 	r.translation.namespaceKey = r.multiNamespace()
 	if pod.known() && r.inScope(pod.namespace) {
 		r.selfKey = pod.String()
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
 
@@ -124,136 +101,37 @@ func (r *Registry) inScope(namespace string) bool {
 	return r.namespaces[0] == "" || slices.Contains(r.namespaces, namespace)
 }
 
-// Start starts the informer over the registered pods in scope and returns once its cache is
-// synced and every service is published. If the API server refuses the list for lack of RBAC
-// permission, Start fails at once with a *PermissionError; other failures are retried until ctx
-// ends. A failed Start may be tried again.
+// Start starts the informers over the registered pods in scope, one per namespace, and returns
+// once their caches are synced and every service is published. If the API server refuses a list
+// for lack of RBAC permission, Start fails at once with a *PermissionError; other failures are
+// retried until ctx ends. A failed Start may be tried again.
 func (r *Registry) Start(ctx context.Context) error {
-	r.mu.Lock()
-	switch registryState(r.state.Load()) {
-	case stateClosed:
-		r.mu.Unlock()
-		return ErrClosed
-	case stateStarting, stateStarted:
-		r.mu.Unlock()
-		return ErrAlreadyStarted
-	}
-	r.state.Store(int32(stateStarting))
-	// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
-	handler := newPodEvents(r)
-	informers := make([]cache.SharedIndexInformer, len(r.namespaces))
-	for i, ns := range r.namespaces {
-		informers[i] = newPodInformer(r, ns)
-		handler.indexers = append(handler.indexers, informers[i].GetIndexer())
-	}
-	failures := make(chan *listError, 1)
-	synced := make([]<-chan struct{}, len(informers))
-	for i, informer := range informers {
-		ns := r.namespaces[i]
-		_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-			r.logger.Warn("kuberegistry: listing or watching pods failed; retrying", "namespace", ns, "error", err)
-			select {
-			case failures <- &listError{namespace: ns, err: err}:
-			default: // Start reads the latest; later ones are only logged
-			}
-		})
-		registration, _ := informer.AddEventHandler(handler)
-		synced[i] = registration.HasSyncedChecker().Done()
-	}
-	runCtx, stop := context.WithCancel(r.ctx)
-	var running sync.WaitGroup
-	for _, informer := range informers {
-		r.wg.Add(1)
-		running.Add(1)
-		go func() {
-			defer r.wg.Done()
-			defer running.Done()
-			informer.RunWithContext(runCtx)
-		}()
-	}
-	r.mu.Unlock()
-
-	err := r.waitForSync(ctx, synced, failures)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err == nil && registryState(r.state.Load()) == stateStarting {
-		r.state.Store(int32(stateStarted))
-		r.stopInformer = stop
-		return nil
-	}
-	stop()
-	running.Wait()
-	if registryState(r.state.Load()) == stateStarting {
-		r.state.Store(int32(stateIdle))
-		r.catalog.reset()
-	}
-	if err == nil {
-		err = ErrClosed
-	}
-	return err
-}
-
-// waitForSync waits until the handler has seen the initial list, failing fast on a permission
-// error, which retrying cannot fix.
-func (r *Registry) waitForSync(ctx context.Context, synced []<-chan struct{}, failures <-chan *listError) error {
-	var last error
-	for len(synced) > 0 {
-		select {
-		case <-synced[0]:
-			synced = synced[1:]
-		case f := <-failures:
-			if apierrors.IsForbidden(f.err) || apierrors.IsUnauthorized(f.err) {
-				return &PermissionError{Verb: "list", Resource: "pods", Namespace: f.namespace, Err: f.err}
-			}
-			last = f.err
-		case <-r.ctx.Done():
-			return ErrClosed
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("kuberegistry: pods in scope not listed before the context ended: %w (last error: %v)", ctx.Err(), last)
-			}
-			return fmt.Errorf("kuberegistry: pods in scope not listed before the context ended: %w", ctx.Err())
+	return r.life.start(ctx, func() informers {
+		// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
+		handler := newPodEvents(r)
+		set := informers{namespaces: r.namespaces, handler: handler}
+		for _, ns := range r.namespaces {
+			informer := newPodInformer(r, ns)
+			set.informers = append(set.informers, informer)
+			handler.indexers = append(handler.indexers, informer.GetIndexer())
 		}
-	}
-	return nil
+		return set
+	}, func() {
+		// The stopped handler is done with it; a new Start logs every problem again.
+		r.problems = newProblemLog(r.logger)
+	})
 }
 
-// listError is a failure of the informer of one namespace.
-type listError struct {
-	namespace string
-	err       error
-}
-
-// Close stops the informer and every watcher, whose Next then returns an error matching
+// Close stops the informers and every watcher, whose Next then returns an error matching
 // context.Canceled, and waits for every goroutine the registry started. It is idempotent and
 // returns nil.
 func (r *Registry) Close() error {
-	r.closeOnce.Do(func() {
-		r.mu.Lock()
-		r.state.Store(int32(stateClosed))
-		if r.stopInformer != nil {
-			r.stopInformer()
-		}
-		r.mu.Unlock()
-		r.catalog.stopWatchers(ErrClosed)
-		r.cancel()
-		r.wg.Wait()
-	})
+	r.life.close()
 	return nil
 }
 
 // started reports why discovery cannot serve yet, if it cannot.
-func (r *Registry) started() error {
-	switch registryState(r.state.Load()) {
-	case stateStarted:
-		return nil
-	case stateClosed:
-		return ErrClosed
-	default:
-		return ErrNotStarted
-	}
-}
+func (r *Registry) started() error { return r.life.started() }
 
 // GetService returns the ready instances of the named service, sorted by endpoints then ID, or
 // none. The slice and instances are shared with the registry and other callers: treat them as
@@ -301,19 +179,5 @@ func (r *Registry) Watch(ctx context.Context, name string) (Watcher, error) {
 	if err := validServiceName(name); err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.started(); err != nil {
-		return nil, err
-	}
-	key := r.catalogKey(name)
-	w := newWatcher(ctx, r.catalog, key)
-	r.catalog.subscribe(key, w)
-	// However the watcher ends, it leaves the catalog; Close waits for that.
-	r.wg.Add(1)
-	context.AfterFunc(w.ctx, func() {
-		defer r.wg.Done()
-		r.catalog.unsubscribe(key, w)
-	})
-	return w, nil
+	return r.life.watch(ctx, r.catalogKey(name))
 }

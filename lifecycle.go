@@ -1,0 +1,214 @@
+package kuberegistry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/cache"
+)
+
+// registryState is where a discovery source is in its life.
+type registryState int32
+
+const (
+	stateIdle registryState = iota
+	stateStarting
+	stateStarted
+	stateClosed
+)
+
+// lifecycle is what every discovery source shares: Start runs its informers until their handler
+// has seen the initial lists, Close stops them and every watcher and waits for all of it, and
+// watchers subscribe to its catalog.
+type lifecycle struct {
+	what     string // what the informers list, for logs and errors: "pods", "EndpointSlices"
+	resource string // the resource a PermissionError names: "pods", "endpointslices.discovery.k8s.io"
+	logger   *slog.Logger
+	catalog  *catalog
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+
+	mu            sync.Mutex         // guards state transitions and stopInformers
+	state         atomic.Int32       // a registryState; read without mu on hot paths
+	stopInformers context.CancelFunc // ends the informers of a successful Start
+	wg            sync.WaitGroup     // the informers' goroutines and the watchers' clean-ups
+	closeOnce     sync.Once
+}
+
+func newLifecycle(what, resource string, logger *slog.Logger) *lifecycle {
+	l := &lifecycle{what: what, resource: resource, logger: logger, catalog: newCatalog()}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	return l
+}
+
+// informers is what a source gives start: one informer per namespace and the handler they share.
+type informers struct {
+	namespaces []string
+	informers  []cache.SharedIndexInformer
+	handler    cache.ResourceEventHandler
+}
+
+// start runs the informers that build makes, and returns once the handler has seen every
+// initial list. A permission error fails it at once, since retrying cannot fix it; other failures
+// are retried until ctx ends. After a failure, reset forgets what the source learnt, and Start may
+// be tried again.
+func (l *lifecycle) start(ctx context.Context, build func() informers, reset func()) error {
+	l.mu.Lock()
+	switch registryState(l.state.Load()) {
+	case stateClosed:
+		l.mu.Unlock()
+		return ErrClosed
+	case stateStarting, stateStarted:
+		l.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	l.state.Store(int32(stateStarting))
+	set := build()
+	failures := make(chan *listError, 1)
+	synced := make([]<-chan struct{}, len(set.informers))
+	for i, informer := range set.informers {
+		ns := set.namespaces[i]
+		_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			l.logger.Warn("kuberegistry: listing or watching "+l.what+" failed; retrying", "namespace", ns, "error", err)
+			select {
+			case failures <- &listError{namespace: ns, err: err}:
+			default: // start reads the latest; later ones are only logged
+			}
+		})
+		registration, _ := informer.AddEventHandler(set.handler)
+		synced[i] = registration.HasSyncedChecker().Done()
+	}
+	runCtx, stop := context.WithCancel(l.ctx)
+	var running sync.WaitGroup
+	for _, informer := range set.informers {
+		l.wg.Add(1)
+		running.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer running.Done()
+			informer.RunWithContext(runCtx)
+		}()
+	}
+	l.mu.Unlock()
+
+	err := l.waitForSync(ctx, synced, failures)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && registryState(l.state.Load()) == stateStarting {
+		l.state.Store(int32(stateStarted))
+		l.stopInformers = stop
+		return nil
+	}
+	stop()
+	running.Wait()
+	if registryState(l.state.Load()) == stateStarting {
+		l.state.Store(int32(stateIdle))
+		l.catalog.reset()
+		reset()
+	}
+	if err == nil {
+		err = ErrClosed
+	}
+	return err
+}
+
+// listError is a failure of the informer of one namespace.
+type listError struct {
+	namespace string
+	err       error
+}
+
+// waitForSync waits until every informer's handler has seen its initial list.
+func (l *lifecycle) waitForSync(ctx context.Context, synced []<-chan struct{}, failures <-chan *listError) error {
+	var last error
+	for len(synced) > 0 {
+		select {
+		case <-synced[0]:
+			synced = synced[1:]
+		case f := <-failures:
+			if apierrors.IsForbidden(f.err) || apierrors.IsUnauthorized(f.err) {
+				return &PermissionError{Verb: "list", Resource: l.resource, Namespace: f.namespace, Err: f.err}
+			}
+			last = f.err
+		case <-l.ctx.Done():
+			return ErrClosed
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("kuberegistry: %s in scope not listed before the context ended: %w (last error: %v)", l.what, ctx.Err(), last)
+			}
+			return fmt.Errorf("kuberegistry: %s in scope not listed before the context ended: %w", l.what, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// close stops the informers and every watcher, and waits for every goroutine start began.
+func (l *lifecycle) close() {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.state.Store(int32(stateClosed))
+		if l.stopInformers != nil {
+			l.stopInformers()
+		}
+		l.mu.Unlock()
+		l.catalog.stopWatchers(ErrClosed)
+		l.cancel()
+		l.wg.Wait()
+	})
+}
+
+// started reports why discovery cannot serve yet, if it cannot.
+func (l *lifecycle) started() error {
+	switch registryState(l.state.Load()) {
+	case stateStarted:
+		return nil
+	case stateClosed:
+		return ErrClosed
+	default:
+		return ErrNotStarted
+	}
+}
+
+// closed reports whether Close has been called.
+func (l *lifecycle) closed() bool { return registryState(l.state.Load()) == stateClosed }
+
+// watch subscribes a watcher to a catalog key. However the watcher ends, it leaves the catalog;
+// close waits for that.
+func (l *lifecycle) watch(ctx context.Context, key string) (Watcher, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.started(); err != nil {
+		return nil, err
+	}
+	w := newWatcher(ctx, l.catalog, key)
+	l.catalog.subscribe(key, w)
+	l.wg.Add(1)
+	context.AfterFunc(w.ctx, func() {
+		defer l.wg.Done()
+		l.catalog.unsubscribe(key, w)
+	})
+	return w, nil
+}
+
+// watchServices subscribes a watcher to the whole catalog.
+func (l *lifecycle) watchServices(ctx context.Context) (ServicesWatcher, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.started(); err != nil {
+		return nil, err
+	}
+	w := &servicesWatcher{wakeup: newWakeup(ctx), catalog: l.catalog}
+	l.catalog.listen(w)
+	l.wg.Add(1)
+	context.AfterFunc(w.ctx, func() {
+		defer l.wg.Done()
+		l.catalog.unlisten(w)
+	})
+	return w, nil
+}
