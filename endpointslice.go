@@ -195,16 +195,7 @@ func (d *EndpointSliceDiscovery) started() error { return d.life.started() }
 // none. The slice and instances are shared with the discovery and other callers: treat them as
 // read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.
 func (d *EndpointSliceDiscovery) GetService(_ context.Context, name string) ([]*ServiceInstance, error) {
-	if err := d.started(); err != nil {
-		return nil, err
-	}
-	if instances := d.catalog.instances(name); instances != nil {
-		return instances, nil
-	}
-	if err := validServiceName(name); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return d.life.getService(name, nil)
 }
 
 // Watch returns a Watcher over the served instances of the named Service, with the semantics of

@@ -178,6 +178,25 @@ func (l *lifecycle) started() error {
 // closed reports whether Close has been called.
 func (l *lifecycle) closed() bool { return registryState(l.state.Load()) == stateClosed }
 
+// getService reads a service's published instances. The exact name is tried first, so that the
+// common case costs one map lookup; only a miss pays for validating the name, and for key, which
+// may map it to another catalog key.
+func (l *lifecycle) getService(name string, key func(string) string) ([]*ServiceInstance, error) {
+	if err := l.started(); err != nil {
+		return nil, err
+	}
+	if instances := l.catalog.instances(name); instances != nil {
+		return instances, nil
+	}
+	if err := validServiceName(name); err != nil {
+		return nil, err
+	}
+	if key == nil {
+		return nil, nil
+	}
+	return l.catalog.instances(key(name)), nil
+}
+
 // watch subscribes a watcher to a catalog key. However the watcher ends, it leaves the catalog;
 // close waits for that.
 func (l *lifecycle) watch(ctx context.Context, key string) (Watcher, error) {

@@ -137,17 +137,7 @@ func (r *Registry) started() error { return r.life.started() }
 // none. The slice and instances are shared with the registry and other callers: treat them as
 // read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.
 func (r *Registry) GetService(_ context.Context, name string) ([]*ServiceInstance, error) {
-	if err := r.started(); err != nil {
-		return nil, err
-	}
-	if instances := r.catalog.instances(name); instances != nil {
-		return instances, nil
-	}
-	// Only names of services without instances pay for validation.
-	if err := validServiceName(name); err != nil {
-		return nil, err
-	}
-	return r.catalog.instances(r.catalogKey(name)), nil
+	return r.life.getService(name, r.catalogKey)
 }
 
 // catalogKey is the catalog's key for a name given to GetService or Watch: the name itself, or,
