@@ -43,6 +43,16 @@ func podOf(namespace, name, service, ip string, edit ...func(*podSpec)) *corev1.
 	return p
 }
 
+func TestQualifiedNameInOneNamespace(t *testing.T) {
+	reg, _ := startWith(t, []*corev1.Pod{podOf(testNamespace, "cart-1", "cart", "10.0.0.1")}, WithNamespace(testNamespace))
+	got, err := reg.GetService(context.Background(), "cart."+testNamespace)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"grpc://10.0.0.1:9000"}, endpointsOf(got))
+	none, err := reg.GetService(context.Background(), "cart.elsewhere")
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}
+
 func TestServices(t *testing.T) {
 	reg, _ := startWith(t, []*corev1.Pod{
 		podOf(testNamespace, "b-1", "b", "10.0.0.1"),

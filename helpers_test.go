@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // testNamespace is where the unit tests' pods live.
@@ -119,6 +121,14 @@ func newFixture(t *testing.T, pods ...*corev1.Pod) *fixture {
 		_, err := client.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
+	// The fake clientset loses a delete made between the informer's list and its watch: tests
+	// write only once the watch is open.
+	watching := make(chan struct{})
+	var once sync.Once
+	client.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		once.Do(func() { close(watching) })
+		return false, nil, nil
+	})
 	logs := &logBuffer{}
 	reg, err := New(client, WithPod(testNamespace, "self"), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	require.NoError(t, err)
@@ -126,6 +136,11 @@ func newFixture(t *testing.T, pods ...*corev1.Pod) *fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, reg.Start(ctx))
+	select {
+	case <-watching:
+	case <-ctx.Done():
+		t.Fatal("the registry's informer never opened its watch")
+	}
 	return &fixture{client: client, reg: reg, logs: logs}
 }
 

@@ -141,16 +141,19 @@ func (r *Registry) GetService(_ context.Context, name string) ([]*ServiceInstanc
 }
 
 // catalogKey is the catalog's key for a name given to GetService or Watch: the name itself, or,
-// when discovery spans several namespaces and the name is "service.namespace" with a namespace in
-// scope and no service is called the whole name, the key of that namespace's instances.
+// when the name is "service.namespace" with a namespace in scope and no service is called the
+// whole name, the key of that namespace's instances (in a one-namespace scope, the service's).
 func (r *Registry) catalogKey(name string) string {
 	i := strings.LastIndexByte(name, '.')
-	if !r.multiNamespace() || i <= 0 {
+	if i <= 0 {
 		return name
 	}
 	service, namespace := name[:i], name[i+1:]
 	if !r.inScope(namespace) || len(validation.IsDNS1123Label(namespace)) > 0 || r.catalog.instances(name) != nil {
 		return name
+	}
+	if !r.multiNamespace() {
+		return service
 	}
 	return namespacedKey(service, namespace)
 }
