@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -130,24 +129,6 @@ func deleteSlice(t *testing.T, ns, name string) {
 	}
 }
 
-// waitForService polls GetService until it returns the wanted endpoints, in any order.
-func waitForService(t *testing.T, d kuberegistry.Discovery, service string, want ...string) []*kuberegistry.ServiceInstance {
-	t.Helper()
-	var got []*kuberegistry.ServiceInstance
-	eventually(t, func() error {
-		var err error
-		got, err = d.GetService(t.Context(), service)
-		if err != nil {
-			return err
-		}
-		if e := endpoints(got); e != strings.Join(sorted(want), " ") {
-			return fmt.Errorf("service %s has endpoints %q, want %q", service, e, want)
-		}
-		return nil
-	})
-	return got
-}
-
 // ipOf numbers the test addresses: 10.20.<i/200>.<i%200+1>.
 func ipOf(i int) string { return fmt.Sprintf("10.20.%d.%d", i/200, i%200+1) }
 
@@ -220,23 +201,23 @@ func TestEndpointSliceConditions(t *testing.T) {
 		goneTerminatingEndpoint("cart-5", "10.40.0.5"),
 	))
 	d := startSliceDiscovery(t, adminClient(t), ns)
-	waitForService(t, d, "cart", "http://10.40.0.1:8080", "http://10.40.0.4:8080")
+	waitFor(t, d, "cart", "http://10.40.0.1:8080", "http://10.40.0.4:8080")
 
 	// The last ready pods go: the one still serving while it terminates takes over.
 	updateSlice(t, ns, "cart-a", notReadyEndpoint("cart-1", "10.40.0.1"), notReadyEndpoint("cart-2", "10.40.0.2"),
 		servingTerminatingEndpoint("cart-3", "10.40.0.3"))
 	updateSlice(t, ns, "cart-b", goneTerminatingEndpoint("cart-4", "10.40.0.4"), goneTerminatingEndpoint("cart-5", "10.40.0.5"))
-	waitForService(t, d, "cart", "http://10.40.0.3:8080")
+	waitFor(t, d, "cart", "http://10.40.0.3:8080")
 
 	// A pod turns ready again: only it is served.
 	updateSlice(t, ns, "cart-a", notReadyEndpoint("cart-1", "10.40.0.1"), readyEndpoint("cart-2", "10.40.0.2"),
 		servingTerminatingEndpoint("cart-3", "10.40.0.3"))
-	waitForService(t, d, "cart", "http://10.40.0.2:8080")
+	waitFor(t, d, "cart", "http://10.40.0.2:8080")
 
 	// The same pod in two slices, as during a rewrite by the controller, is served once.
 	createSlice(t, serviceSlice(ns, "cart-c", "cart", notReadyEndpoint("cart-2", "10.40.0.2")))
 	updateSlice(t, ns, "cart-b", readyEndpoint("cart-2", "10.40.0.2"))
-	got := waitForService(t, d, "cart", "http://10.40.0.2:8080")
+	got := waitFor(t, d, "cart", "http://10.40.0.2:8080")
 	if len(got) != 1 || got[0].ID != "cart-2" {
 		t.Fatalf("got %+v, want one instance, cart-2", got)
 	}
@@ -302,7 +283,7 @@ func TestEndpointSliceDualStackPod(t *testing.T) {
 	v6.AddressType = discoveryv1.AddressTypeIPv6
 	createSlice(t, v6)
 	d := startSliceDiscovery(t, adminClient(t), ns)
-	got := waitForService(t, d, "cart", "http://10.60.0.1:8080", "http://[fd00:60::1]:8080")
+	got := waitFor(t, d, "cart", "http://10.60.0.1:8080", "http://[fd00:60::1]:8080")
 	if len(got) != 1 || got[0].ID != "cart-1" {
 		t.Fatalf("got %+v, want one instance, cart-1", got)
 	}
@@ -347,5 +328,5 @@ func TestEndpointSlicePermissions(t *testing.T) {
 	if err := d.Start(ctx); err != nil {
 		t.Fatalf("Start with the Role: %v", err)
 	}
-	waitForService(t, d, "cart", "http://10.70.0.1:8080")
+	waitFor(t, d, "cart", "http://10.70.0.1:8080")
 }

@@ -55,7 +55,7 @@ func readyPod(t *testing.T, ns, name, service, ip string) {
 }
 
 // waitFor polls GetService until it returns the wanted endpoints, in any order of instances.
-func waitFor(t *testing.T, reg *kuberegistry.Registry, service string, want ...string) []*kuberegistry.ServiceInstance {
+func waitFor(t *testing.T, reg kuberegistry.Discovery, service string, want ...string) []*kuberegistry.ServiceInstance {
 	t.Helper()
 	var got []*kuberegistry.ServiceInstance
 	eventually(t, func() error {
