@@ -95,6 +95,10 @@ func decodeEndpointParams(s string) ([]portValue, error) {
 		if _, err := url.ParseQuery(e.value); err != nil {
 			return nil, fmt.Errorf("annotation %s: port %d: %q is not a URL query: %v", AnnotationsKeyEndpointParams, e.port, e.value, err)
 		}
+		// ParseQuery lets control characters through, which no URL may hold (found by fuzzing).
+		if i := strings.IndexFunc(e.value, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+			return nil, fmt.Errorf("annotation %s: port %d: %q holds a control character, which no URL may", AnnotationsKeyEndpointParams, e.port, e.value)
+		}
 	}
 	return entries, nil
 }
