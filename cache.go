@@ -36,14 +36,22 @@ func (e *podEntry) DeepCopyObject() runtime.Object {
 }
 
 // toPodEntry is the default translation's transform.
-func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj) }
+func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj, nil) }
 
 // toPodEntry is the informer's transform: each pod is translated once, as it arrives, and the
-// informer never holds the full object. It is idempotent, as transforms must be.
-func (t *translation) toPodEntry(obj any) (any, error) {
+// informer never holds the full object. It is idempotent, as transforms must be. cached returns
+// the entry the informer holds for a pod, if any, whose instance the new entry keeps when the
+// pod's registration is unchanged; nil for none.
+func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *podEntry) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil // already an entry, or a tombstone of one
+	}
+	var prev *podInstance
+	if cached != nil {
+		if e := cached(pod.Namespace, pod.Name); e != nil && e.UID == pod.UID {
+			prev = &e.podInstance
+		}
 	}
 	return &podEntry{
 		ObjectMeta: metav1.ObjectMeta{
@@ -52,7 +60,7 @@ func (t *translation) toPodEntry(obj any) (any, error) {
 			UID:             pod.UID,
 			ResourceVersion: pod.ResourceVersion,
 		},
-		podInstance: t.translate(pod),
+		podInstance: t.translate(pod, prev),
 	}, nil
 }
 
@@ -93,8 +101,21 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 			ObjectDescription: "kuberegistry pods",
 		},
 	)
+	// The transform runs in the reflector's goroutine, under the queue's lock, which the informer
+	// always takes before its store's: reading the store there cannot deadlock. The store may be
+	// a few events behind the pod: an older entry is reused only if it is equal all the same.
+	store := informer.GetStore()
+	cached := func(namespace, name string) *podEntry {
+		key := name
+		if namespace != "" {
+			key = namespace + "/" + name
+		}
+		obj, _, _ := store.GetByKey(key)
+		e, _ := obj.(*podEntry)
+		return e
+	}
 	// Only fails once the informer has started.
-	_ = informer.SetTransform(r.translation.toPodEntry)
+	_ = informer.SetTransform(func(obj any) (any, error) { return r.translation.toPodEntry(obj, cached) })
 	return informer
 }
 
@@ -111,6 +132,9 @@ type podEvents struct {
 	// published records, per service, the namespaces whose "service.namespace" key has
 	// instances, so that they are emptied when the last one goes (several namespaces only).
 	published map[string]map[string]bool
+	// entries is refresh's scratch space, kept between calls so that a refresh allocates only
+	// what it publishes.
+	entries []*podEntry
 }
 
 func newPodEvents(r *Registry) *podEvents {
@@ -135,6 +159,9 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.observe(e, false)
+	if old.service == e.service && old.state == e.state && old.instance == e.instance && old.UID == e.UID {
+		return // a status write, a label elsewhere…: what the service publishes is the same
+	}
 	if old.service != e.service {
 		h.refresh(old.service)
 	}
@@ -169,7 +196,8 @@ func (h *podEvents) refresh(name string) {
 	if name == "" {
 		return
 	}
-	var entries []*podEntry
+	entries := h.entries[:0]
+	defer func() { clear(entries[:cap(entries)]); h.entries = entries[:0] }() // hold no entry
 	for _, indexer := range h.indexers {
 		objs, _ := indexer.ByIndex(serviceIndex, name) // fails only for an unknown index name
 		for _, o := range objs {
@@ -213,22 +241,14 @@ func (h *podEvents) publishNamespaces(name string, entries []*podEntry) {
 // a service name, so it never collides with one.
 func namespacedKey(service, namespace string) string { return service + "/" + namespace }
 
-// serving picks the entries discovery returns: ready pods; or, when there is none, pods that
-// are terminating but still ready; or, with WithIncludeNotReady, every live pod.
+// serving picks, in place, the entries discovery returns: ready pods; or, when there is none,
+// pods that are terminating but still ready; or, with WithIncludeNotReady, every live pod.
 func (r *Registry) serving(entries []*podEntry) []*podEntry {
-	var ready, fallback []*podEntry
-	for _, e := range entries {
-		switch {
-		case e.state == podReady, r.includeNotReady && e.state != podUnusable:
-			ready = append(ready, e)
-		case e.state == podServingTerminating:
-			fallback = append(fallback, e)
-		}
+	ignored := func(e *podEntry) bool { return e.state != podReady && (!r.includeNotReady || e.state == podUnusable) }
+	if slices.ContainsFunc(entries, func(e *podEntry) bool { return !ignored(e) }) {
+		return slices.DeleteFunc(entries, ignored)
 	}
-	if len(ready) == 0 {
-		return fallback
-	}
-	return ready
+	return slices.DeleteFunc(entries, func(e *podEntry) bool { return e.state != podServingTerminating })
 }
 
 func instancesOf(entries []*podEntry) []*ServiceInstance {

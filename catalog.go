@@ -187,6 +187,9 @@ func sortInstances(instances []*ServiceInstance) {
 }
 
 func compareInstances(a, b *ServiceInstance) int {
+	if a == b { // an instance kept across updates of its pod
+		return 0
+	}
 	if c := slices.Compare(a.Endpoints, b.Endpoints); c != 0 {
 		return c
 	}

@@ -23,6 +23,17 @@ func FuzzTranslatePod(f *testing.F) {
 		}
 		spec.ips = []string{"10.0.0.1", "fd00::1"}
 		got := translatePod(newPod(spec))
+		// A registry's own translation, with its table, and again with the pod's earlier
+		// version, must make the same of it.
+		tr := defaultTranslation.withTable()
+		shared := tr.translate(newPod(spec), nil)
+		again := tr.translate(newPod(spec), &shared)
+		for _, pi := range []podInstance{shared, again} {
+			if pi.problem != got.problem || (pi.instance == nil) != (got.instance == nil) ||
+				(pi.instance != nil && !pi.instance.equal(got.instance)) {
+				t.Fatalf("with a table: %+v (%q), alone: %+v (%q)", pi.instance, pi.problem, got.instance, got.problem)
+			}
+		}
 		if got.problem != "" {
 			if got.instance != nil {
 				t.Fatalf("a malformed pod produced an instance: %s", got.problem)

@@ -24,11 +24,12 @@ const (
 // translation says how pods become instances beyond the fixed rules: the metadata added from the
 // pod itself and the ports whose endpoints are secure. The zero value adds nothing.
 type translation struct {
-	namespaceKey      bool    // add MetadataKeyNamespace
-	labelsPrefix      *string // add the pod's labels under this prefix; nil: do not
-	annotationsPrefix *string // add the pod's annotations under this prefix; nil: do not
-	portsPrefix       *string // add the named container ports under this prefix; nil: do not
-	securePorts       []int32 // ports whose endpoints are secure
+	namespaceKey      bool               // add MetadataKeyNamespace
+	labelsPrefix      *string            // add the pod's labels under this prefix; nil: do not
+	annotationsPrefix *string            // add the pod's annotations under this prefix; nil: do not
+	portsPrefix       *string            // add the named container ports under this prefix; nil: do not
+	securePorts       []int32            // ports whose endpoints are secure
+	shared            *registrationTable // registrations decoded lately; nil: decode every pod alone
 }
 
 // defaultSecurePorts are the ports whose endpoints are marked secure unless WithSecurePorts says
@@ -45,16 +46,22 @@ type podInstance struct {
 	state    podState         // whether it takes traffic
 	instance *ServiceInstance // nil when the pod is unusable or its registration is malformed
 	problem  string           // why the registration is malformed, for the log; "" when it is not
+
+	// What instance was made of, so that an update that changes neither keeps it (see reuse).
+	registration *decodedRegistration
+	ips          []string
 }
 
 // translatePod turns a pod into an instance with the default translation.
 func translatePod(pod *corev1.Pod) podInstance {
-	return defaultTranslation.translate(pod)
+	return defaultTranslation.translate(pod, nil)
 }
 
 // translate turns a pod into an instance. Malformed data costs only this pod: it comes back as a
-// problem, never as a panic.
-func (t *translation) translate(pod *corev1.Pod) (pi podInstance) {
+// problem, never as a panic. prev is what an earlier version of the same pod gave, or nil: when
+// the pod's identity, addresses and registration are unchanged, its instance is kept, so that
+// a readiness flip or a status write makes no new instance and compares equal by pointer.
+func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInstance) {
 	defer func() {
 		// Defence in depth: a decoder bug must cost one pod, not the process.
 		if v := recover(); v != nil {
@@ -77,12 +84,13 @@ func (t *translation) translate(pod *corev1.Pod) (pi podInstance) {
 	if pi.state == podUnusable {
 		return pi
 	}
-	inst, err := t.instanceOf(pod, ips)
+	reg, err := t.registrationOf(pod)
 	if err != nil {
 		pi.state, pi.problem = podUnusable, err.Error()
 		return pi
 	}
-	pi.instance = inst
+	pi.registration, pi.ips = reg, ips
+	pi.instance = t.instanceOf(pod, reg, ips, prev)
 	return pi
 }
 
@@ -112,63 +120,83 @@ func podIsReady(pod *corev1.Pod) bool {
 }
 
 // podIPs returns the pod's addresses, primary first: status.podIPs, else the older status.podIP.
+// An address already in canonical form, as the API server writes them, is kept without a copy.
 func podIPs(pod *corev1.Pod) ([]string, error) {
-	raw := make([]string, 0, 2)
-	for _, ip := range pod.Status.PodIPs {
-		raw = append(raw, ip.IP)
+	n := len(pod.Status.PodIPs)
+	if n == 0 && pod.Status.PodIP != "" {
+		n = 1
 	}
-	if len(raw) == 0 && pod.Status.PodIP != "" {
-		raw = append(raw, pod.Status.PodIP)
+	if n == 0 {
+		return nil, nil
 	}
-	ips := raw[:0]
-	for _, s := range raw {
+	ips := make([]string, 0, n)
+	for k := range n {
+		s := pod.Status.PodIP
+		if len(pod.Status.PodIPs) > 0 {
+			s = pod.Status.PodIPs[k].IP
+		}
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
 			return nil, fmt.Errorf("status.podIPs holds %q, which is not an IP address", s)
 		}
-		if !slices.Contains(ips, a.String()) {
-			ips = append(ips, a.String())
+		var buf [64]byte
+		if canonical := a.AppendTo(buf[:0]); string(canonical) != s {
+			s = string(canonical)
+		}
+		if !slices.Contains(ips, s) {
+			ips = append(ips, s)
 		}
 	}
 	return ips, nil
 }
 
-// instanceOf reads the registration of a running pod with at least one IP.
-func (t *translation) instanceOf(pod *corev1.Pod, ips []string) (*ServiceInstance, error) {
-	inst := &ServiceInstance{
-		ID:      pod.Labels[LabelsKeyServiceID],
-		Name:    pod.Labels[LabelsKeyServiceName],
-		Version: pod.Labels[LabelsKeyServiceVersion],
-	}
-	if id, ok := pod.Annotations[AnnotationsKeyServiceID]; ok {
-		inst.ID = id
+// instanceOf makes the instance of a running pod with at least one IP, or keeps prev's when it
+// would be the same.
+func (t *translation) instanceOf(pod *corev1.Pod, reg *decodedRegistration, ips []string, prev *podInstance) *ServiceInstance {
+	id, name, version := pod.Labels[LabelsKeyServiceID], pod.Labels[LabelsKeyServiceName], pod.Labels[LabelsKeyServiceVersion]
+	if v, ok := pod.Annotations[AnnotationsKeyServiceID]; ok {
+		id = v
 	}
 	if v, ok := pod.Annotations[AnnotationsKeyServiceVersion]; ok {
-		inst.Version = v
+		version = v
 	}
-	if inst.ID == "" {
-		inst.ID = pod.Name
+	if id == "" {
+		id = pod.Name
 	}
+	if prev != nil && prev.instance != nil && prev.registration == reg && slices.Equal(prev.ips, ips) &&
+		prev.instance.ID == id && prev.instance.Name == name && prev.instance.Version == version {
+		return prev.instance
+	}
+	inst := &ServiceInstance{ID: id, Name: name, Version: version, Metadata: reg.metadata}
+	inst.Endpoints = make([]string, 0, len(reg.ports)*len(ips))
+	for _, p := range reg.ports {
+		for _, ip := range ips {
+			inst.Endpoints = append(inst.Endpoints, endpointURL(p.scheme, ip, p.port, p.query))
+		}
+	}
+	return inst
+}
+
+// newRegistration decodes what a pod's registration says beyond its identity and addresses.
+func (t *translation) newRegistration(pod *corev1.Pod) (*decodedRegistration, error) {
+	reg := &decodedRegistration{}
 	if s, ok := pod.Annotations[AnnotationsKeyMetadata]; ok {
 		m, err := decodeMetadata(s)
 		if err != nil {
 			return nil, err
 		}
-		inst.Metadata = m
+		reg.metadata = m
 	}
 	ports, err := servedPorts(pod)
 	if err != nil {
 		return nil, err
 	}
-	t.enrich(inst, pod)
-	inst.Endpoints = make([]string, 0, len(ports)*len(ips))
-	for _, p := range ports {
-		p.query = t.secureQuery(pod, p)
-		for _, ip := range ips {
-			inst.Endpoints = append(inst.Endpoints, endpointURL(p.scheme, ip, p.port, p.query))
-		}
+	t.enrich(reg, pod)
+	for i := range ports {
+		ports[i].query = t.secureQuery(pod, ports[i])
 	}
-	return inst, nil
+	reg.ports = ports
+	return reg, nil
 }
 
 // servedPorts lists the ports a pod serves, with their scheme and query: from the protocols
@@ -216,17 +244,17 @@ func namedPorts(pod *corev1.Pod) []portProtocol {
 	return ports
 }
 
-// enrich adds what the translation asks for from the pod itself to the instance's metadata,
+// enrich adds what the translation asks for from the pod itself to the registration's metadata,
 // never overwriting a key the service registered.
-func (t *translation) enrich(inst *ServiceInstance, pod *corev1.Pod) {
+func (t *translation) enrich(reg *decodedRegistration, pod *corev1.Pod) {
 	add := func(k, v string) {
-		if _, taken := inst.Metadata[k]; taken {
+		if _, taken := reg.metadata[k]; taken {
 			return
 		}
-		if inst.Metadata == nil {
-			inst.Metadata = make(map[string]string)
+		if reg.metadata == nil {
+			reg.metadata = make(map[string]string)
 		}
-		inst.Metadata[k] = v
+		reg.metadata[k] = v
 	}
 	if t.namespaceKey {
 		add(MetadataKeyNamespace, pod.Namespace)

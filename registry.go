@@ -85,6 +85,7 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 	}
 	r.catalog = r.life.catalog
 	r.translation.namespaceKey = r.multiNamespace()
+	r.translation = r.translation.withTable()
 	if pod.known() && r.inScope(pod.namespace) {
 		r.selfKey = pod.String()
 	}
