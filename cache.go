@@ -43,8 +43,13 @@ func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj
 // the entry the informer holds for a pod, if any, whose instance the new entry keeps when the
 // pod's registration is unchanged; nil for none.
 func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *podEntry) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
+	var pod *corev1.Pod
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		pod = o
+	case *leanPod:
+		pod = &o.Pod
+	default:
 		return obj, nil // already an entry, or a tombstone of one
 	}
 	var prev *podInstance
@@ -81,21 +86,21 @@ var registeredPodsSelector = func() labels.Selector {
 // newPodInformer builds the informer of one namespace (or all): the registered pods that match
 // the registry's selector, transformed into entries, indexed by service, with no periodic resync.
 func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
-	pods := r.client.CoreV1().Pods(namespace)
+	pods := r.pods
 	selector := r.selector.String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
-			return pods.List(ctx, o)
+			return pods.List(ctx, namespace, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = selector
-			return pods.Watch(ctx, o)
+			return pods.Watch(ctx, namespace, o)
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
 		cache.ToListWatcherWithWatchListSemantics(lw, r.client),
-		&corev1.Pod{},
+		pods.object(),
 		cache.SharedIndexInformerOptions{
 			Indexers:          cache.Indexers{serviceIndex: indexByService},
 			ObjectDescription: "kuberegistry pods",
