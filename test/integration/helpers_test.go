@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,8 +61,13 @@ func newClientset(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	if err != nil {
 		t.Fatalf("creating clientset: %v", err)
 	}
+	configs.Store(cs, rest.CopyConfig(cfg))
 	return cs
 }
+
+// configs maps each clientset newClientset made to its configuration, so that startRegistry
+// builds its registries with kuberegistry.NewForConfig, as users are told to.
+var configs sync.Map // kubernetes.Interface → *rest.Config
 
 var nonNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
 

@@ -16,12 +16,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
-// startRegistry starts a registry on client that stands in for pod ns/self, closed with the test.
+// startRegistry starts a registry on client, closed with the test. A client made by newClientset
+// gives a registry built by NewForConfig from the same configuration, whose informers decode
+// pods lean; tests that call kuberegistry.New themselves cover the typed client.
 func startRegistry(t *testing.T, client kubernetes.Interface, opts ...kuberegistry.Option) *kuberegistry.Registry {
 	t.Helper()
-	reg, err := kuberegistry.New(client, opts...)
+	var reg *kuberegistry.Registry
+	var err error
+	if cfg, ok := configs.Load(client); ok {
+		reg, err = kuberegistry.NewForConfig(cfg.(*rest.Config), opts...)
+	} else {
+		reg, err = kuberegistry.New(client, opts...)
+	}
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
