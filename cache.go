@@ -99,7 +99,7 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, r.client),
+		cache.ToListWatcherWithWatchListSemantics(lw, listThenWatch{}),
 		pods.object(),
 		cache.SharedIndexInformerOptions{
 			Indexers:          cache.Indexers{serviceIndex: indexByService},
@@ -273,3 +273,13 @@ func podKeysOf(entries []*podEntry) []types.UID {
 	}
 	return out
 }
+
+// listThenWatch makes an informer list its pods in one request, then watch, instead of
+// streaming the initial pods as watch events (client-go's watch-list, on by default). Each
+// streamed pod costs the client a framed event, an envelope to decode and a hand-off between
+// goroutines: measured on 5,000 registered pods, one List took 40% less client CPU to sync
+// (about 300 ms against 500 ms; see docs/BENCHMARKS.md). The price is a response the size of the
+// list, which the API server builds from its watch cache.
+type listThenWatch struct{}
+
+func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }

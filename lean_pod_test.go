@@ -27,8 +27,8 @@ func fullPod() *corev1.Pod {
 			DeletionTimestamp: &deleted, DeletionGracePeriodSeconds: &grace,
 			Labels: map[string]string{LabelsKeyServiceName: "cart", LabelsKeyServiceID: "cart-7d9f-x2", LabelsKeyServiceVersion: "v1.2", "app": "cart"},
 			Annotations: map[string]string{
-				AnnotationsKeyMetadata:     `{"region":"eu"}`,
-				AnnotationsKeyProtocolMap:  `{"8000":"http","9443":"grpc"}`,
+				AnnotationsKeyMetadata:    `{"region":"eu"}`,
+				AnnotationsKeyProtocolMap: `{"8000":"http","9443":"grpc"}`,
 				"kubectl.kubernetes.io/x": "",
 			},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "cart-7d9f", UID: "rs"}},

@@ -17,7 +17,7 @@ import (
 // services from the pods of its namespace. It is safe for concurrent use.
 type Registry struct {
 	client          kubernetes.Interface
-	pods            podsAPI // how the informers list and watch pods
+	pods            podsAPI         // how the informers list and watch pods
 	namespaces      []string        // discovery scope, one informer each; [""] is all namespaces
 	selector        labels.Selector // the pods listed: registered ones, and the user's filter
 	userSelector    labels.Selector // the user's filter alone; nil: none

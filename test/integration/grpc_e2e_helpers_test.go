@@ -167,6 +167,8 @@ func verifyClientsLeftNothing(t *testing.T, before leakBaseline) {
 	opts := append(slices.Clone(before.opts),
 		goleak.IgnoreAnyFunction("k8s.io/client-go/tools/cache.(*Reflector).startResync"),
 		goleak.IgnoreAnyFunction("k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"),
+		// The HTTP/2 stream of a registry's open watch (gRPC has an HTTP/2 of its own).
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*clientStream).writeRequest"),
 	)
 	goleak.VerifyNone(t, opts...)
 }
