@@ -106,9 +106,10 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 			ObjectDescription: "kuberegistry pods",
 		},
 	)
-	// The transform runs in the reflector's goroutine, under the queue's lock, which the informer
-	// always takes before its store's: reading the store there cannot deadlock. The store may be
-	// a few events behind the pod: an older entry is reused only if it is equal all the same.
+	// The transform runs in the reflector's goroutine, under the queue's lock; it takes the store's
+	// read lock and the registration table's lock one after the other, never one inside the other,
+	// and nothing takes the queue's lock inside either, so it cannot deadlock. The store may be a
+	// few events behind the pod: an older entry is reused only if it is equal all the same.
 	store := informer.GetStore()
 	cached := func(namespace, name string) *podEntry {
 		key := name

@@ -15,9 +15,16 @@ type decodedRegistration struct {
 	ports    []portProtocol    // with their final query (isSecure added)
 }
 
-// maxRegistrations bounds each generation of a registration table. A fleet has about one
-// registration per version of each service; past this, sharing degrades, never correctness.
-const maxRegistrations = 4096
+// A generation of a registration table holds at most maxRegistrations registrations and
+// maxRegistrationBytes of keys, so that the table stays small whatever pods the cluster holds
+// (annotations may reach 256 KiB). A fleet has about one registration per version of each
+// service, of a few hundred bytes; past these bounds, sharing degrades, never correctness. A
+// longer key is not remembered at all.
+const (
+	maxRegistrations     = 4096
+	maxRegistrationBytes = 1 << 20
+	maxRegistrationKey   = 64 << 10
+)
 
 // registrationTable remembers the registrations decoded lately, by everything they are made of (see
 // appendRegistrationKey), so that a pod update that leaves its registration alone — a readiness
@@ -27,6 +34,7 @@ const maxRegistrations = 4096
 type registrationTable struct {
 	mu                sync.Mutex // guards all below; the informers of several namespaces share the table
 	current, previous map[string]*decodedRegistration
+	currentBytes      int    // of current's keys
 	key               []byte // the key being looked up, reused
 }
 
@@ -44,6 +52,10 @@ func (t *translation) registrationOf(pod *corev1.Pod) (*decodedRegistration, err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.key = t.appendRegistrationKey(c.key[:0], pod)
+	if len(c.key) > maxRegistrationKey {
+		c.key = nil // do not keep an outsized buffer either
+		return t.newRegistration(pod)
+	}
 	if reg, ok := c.current[string(c.key)]; ok {
 		return reg, nil
 	}
@@ -54,10 +66,11 @@ func (t *translation) registrationOf(pod *corev1.Pod) (*decodedRegistration, err
 			return nil, err // not remembered: a malformed pod is rare, and logged once anyway
 		}
 	}
-	if len(c.current) >= maxRegistrations {
-		c.previous, c.current = c.current, make(map[string]*decodedRegistration, maxRegistrations)
+	if len(c.current) >= maxRegistrations || c.currentBytes+len(c.key) > maxRegistrationBytes {
+		c.previous, c.current, c.currentBytes = c.current, make(map[string]*decodedRegistration), 0
 	}
 	c.current[string(c.key)] = reg
+	c.currentBytes += len(c.key)
 	return reg, nil
 }
 
@@ -66,9 +79,13 @@ func (t *translation) registrationOf(pod *corev1.Pod) (*decodedRegistration, err
 // beyond the registration's own: a translation that copies them all into metadata has no table
 // (see withTable).
 func (t *translation) appendRegistrationKey(key []byte, pod *corev1.Pod) []byte {
-	for _, k := range [...]string{AnnotationsKeyMetadata, AnnotationsKeyProtocolMap, AnnotationsKeyEndpointParams} {
-		v, ok := pod.Annotations[k]
-		key = appendKeyField(key, ok, v)
+	metadata, hasMetadata := pod.Annotations[AnnotationsKeyMetadata]
+	key = appendKeyField(key, hasMetadata, metadata)
+	protocols, hasProtocols := pod.Annotations[AnnotationsKeyProtocolMap]
+	key = appendKeyField(key, hasProtocols, protocols)
+	if hasProtocols { // servedPorts reads the endpoint parameters only then
+		params, ok := pod.Annotations[AnnotationsKeyEndpointParams]
+		key = appendKeyField(key, ok, params)
 	}
 	if t.namespaceKey {
 		key = appendKeyField(key, true, pod.Namespace)

@@ -2,6 +2,7 @@ package kuberegistry
 
 import (
 	"fmt"
+	"strings"
 	"reflect"
 	"testing"
 
@@ -128,6 +129,31 @@ func TestRegistrationTableIsBounded(t *testing.T) {
 	}
 	if n := len(tr.shared.current) + len(tr.shared.previous); n > 2*maxRegistrations {
 		t.Errorf("the table holds %d registrations, more than 2×%d", n, maxRegistrations)
+	}
+	// Large registrations fill a generation by bytes first.
+	big := strings.Repeat("x", 30<<10)
+	for i := range 200 {
+		spec := replica("cart-1", "10.0.0.1")
+		spec.annotations[AnnotationsKeyMetadata] = fmt.Sprintf(`{"n":"%d","pad":"%s"}`, i, big)
+		if pi := tr.translate(newPod(spec), nil); pi.instance == nil {
+			t.Fatal(pi.problem)
+		}
+	}
+	bytes := 0
+	for _, m := range []map[string]*decodedRegistration{tr.shared.current, tr.shared.previous} {
+		for k := range m {
+			bytes += len(k)
+		}
+	}
+	if bytes > 2*maxRegistrationBytes {
+		t.Errorf("the table holds %d bytes of keys, more than 2×%d", bytes, maxRegistrationBytes)
+	}
+	// A key longer than maxRegistrationKey is decoded alone, and its buffer not kept.
+	huge := replica("cart-1", "10.0.0.1")
+	huge.ports[0].Name = strings.Repeat("p", maxRegistrationKey)
+	a, b := tr.translate(newPod(huge), nil), tr.translate(newPod(huge), nil)
+	if a.instance == nil || a.registration == b.registration || cap(tr.shared.key) > maxRegistrationKey {
+		t.Errorf("an outsized registration was remembered (shared %v, buffer %d bytes)", a.registration == b.registration, cap(tr.shared.key))
 	}
 	// What fell out of the table is decoded again, the same.
 	spec := replica("cart-1", "10.0.0.1")
