@@ -2,8 +2,8 @@ package kuberegistry
 
 import (
 	"fmt"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
