@@ -47,7 +47,7 @@ type podInstance struct {
 	instance *ServiceInstance // nil when the pod is unusable or its registration is malformed
 	problem  string           // why the registration is malformed, for the log; "" when it is not
 
-	// What instance was made of, so that an update that changes neither keeps it (see reuse).
+	// What instance was made of, so that an update that changes neither keeps it (see instanceOf).
 	registration *decodedRegistration
 	ips          []string
 }
