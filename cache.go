@@ -151,7 +151,7 @@ func (h *podEvents) OnAdd(obj any, _ bool) {
 	if e, ok := obj.(*podEntry); ok {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.observe(e, false)
+		defer h.observe(e, false) // after publishing: see observe
 		h.refresh(e.service)
 	}
 }
@@ -164,7 +164,7 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.observe(e, false)
+	defer h.observe(e, false) // after publishing: see observe
 	if old.service == e.service && old.state == e.state && old.instance == e.instance && old.UID == e.UID {
 		return // a status write, a label elsewhere…: what the service publishes is the same
 	}
@@ -181,13 +181,14 @@ func (h *podEvents) OnDelete(obj any) {
 	if e, ok := obj.(*podEntry); ok {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.observe(e, true)
+		defer h.observe(e, true) // after publishing: see observe
 		h.refresh(e.service)
 	}
 }
 
-// observe logs a malformed pod once per problem, and tracks the registry's own pod. The caller
-// holds mu.
+// observe logs a malformed pod once per problem, and tracks the registry's own pod. It runs once
+// the change is published, because seeing its own pod's version wakes a Register or Deregister
+// waiting to read its write: GetService must then already show it. The caller holds mu.
 func (h *podEvents) observe(e *podEntry, deleted bool) {
 	key := e.Namespace + "/" + e.Name
 	h.r.problems.note(key, e, deleted)
