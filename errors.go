@@ -46,6 +46,29 @@ func (e *PermissionError) Error() string {
 
 func (e *PermissionError) Unwrap() error { return e.Err }
 
+// PolicyError reports that an admission control of the cluster refused a request that RBAC
+// allowed: a ValidatingAdmissionPolicy, such as the one in examples/deploy that lets a registrar
+// change only its own pod's registry keys, or a validating admission webhook. It is never
+// retried: the same request would be refused again.
+type PolicyError struct {
+	Kind    string // "ValidatingAdmissionPolicy" or "admission webhook"
+	Policy  string // the policy's or the webhook's name
+	Binding string // the ValidatingAdmissionPolicyBinding, when the API server names it
+	Message string // the policy's own message
+	Action  string // what was refused, e.g. "patch pod shop/cart-0"
+	Err     error  // the API server's answer
+}
+
+func (e *PolicyError) Error() string {
+	by := fmt.Sprintf("%s %q", e.Kind, e.Policy)
+	if e.Binding != "" {
+		by += fmt.Sprintf(" (binding %q)", e.Binding)
+	}
+	return fmt.Sprintf("kuberegistry: %s refused to %s: %s", by, e.Action, e.Message)
+}
+
+func (e *PolicyError) Unwrap() error { return e.Err }
+
 // stoppedError is what Next returns once a watcher ends. It always matches context.Canceled, so
 // that callers written for go-kratos, which exit their loop on context.Canceled, exit; it also
 // matches the cause, such as ErrClosed or context.DeadlineExceeded.

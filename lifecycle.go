@@ -73,7 +73,10 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 	synced := make([]<-chan struct{}, len(set.informers))
 	for i, informer := range set.informers {
 		ns := set.namespaces[i]
-		_ = informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+			if ctx.Err() != nil {
+				return // Close ended the watch: nothing failed
+			}
 			l.logger.Warn("kuberegistry: listing or watching "+l.what+" failed; retrying", "namespace", ns, "error", err)
 			select {
 			case failures <- &listError{namespace: ns, err: err}:

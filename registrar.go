@@ -90,6 +90,9 @@ func (r *Registry) patchSelf(ctx context.Context, patch []byte) (*corev1.Pod, er
 		pod, err = pods.Patch(ctx, r.pod.name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 		return err
 	})
+	if denial := admissionDenial(err, "patch pod "+r.pod.String()); denial != nil {
+		return nil, denial // before the status codes: a policy answers 403 or 422 too
+	}
 	switch {
 	case err == nil:
 		return pod, nil
