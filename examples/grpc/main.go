@@ -15,8 +15,9 @@
 //	grpc -mode=client -target=kubernetes:///greeter
 //
 // The server deregisters on SIGTERM and keeps serving for -drain while clients let go of it. Its
-// service account needs get, list, watch and patch on pods (see examples/deploy); the client's,
-// get, list and watch.
+// service account needs the registrar Role of examples/deploy (patch pods) and, with the admission
+// policy there, a registrar ConfigMap that lists greeter; the client's, the discovery Role (list
+// and watch pods).
 package main
 
 import (

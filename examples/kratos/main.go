@@ -14,8 +14,9 @@
 //	kratos -mode=client
 //
 // On SIGTERM the application deregisters (kratos.App does it before stopping its servers). The
-// server's service account needs get, list, watch and patch on pods (see examples/deploy); the
-// client's, get, list and watch.
+// server's service account needs the registrar Role of examples/deploy (patch pods) and, with the
+// admission policy there, a registrar ConfigMap that lists greeter; the client's, the discovery
+// Role (list and watch pods).
 package main
 
 import (

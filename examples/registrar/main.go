@@ -2,7 +2,9 @@
 // deregisters before it stops, so that clients stop sending it traffic first.
 //
 // It expects the Downward API variables POD_NAME, POD_NAMESPACE and POD_IP (see
-// examples/deploy/deployment.yaml) and a service account allowed to patch its pod.
+// examples/deploy/deployment.yaml) and a service account bound to the registrar Role there. With
+// the admission policy of examples/deploy, it may change only its own pod, and only register the
+// services its ConfigMap (examples/deploy/registrar.yaml) lists.
 package main
 
 import (
@@ -77,6 +79,12 @@ func run(ctx context.Context, addr, name string, drain time.Duration) error {
 	if err != nil {
 		_ = srv.Close()
 		<-served
+		var denied *kuberegistry.PolicyError
+		if errors.As(err, &denied) {
+			// Not retried: the cluster's policy will refuse it again. The fix is in the cluster.
+			return fmt.Errorf("the cluster's %s %q refused the registration (is %q in this service account's registrar ConfigMap?): %w",
+				denied.Kind, denied.Policy, name, err)
+		}
 		return err
 	}
 	slog.Info("registered", "service", name, "endpoint", instance.Endpoints[0])

@@ -11,6 +11,7 @@ import (
 	"github.com/kuberegistry/kuberegistry"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 )
@@ -25,23 +26,24 @@ func repoFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// exampleRole is the Role the README and examples/deploy give users.
-func exampleRole(t *testing.T) *rbacv1.Role {
+// exampleRole is a Role of examples/deploy, as the README gives it to users: "registrar" or
+// "discovery".
+func exampleRole(t *testing.T, kind string) *rbacv1.Role {
 	t.Helper()
-	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(repoFile(t, "examples/deploy/role.yaml"), nil, nil)
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(repoFile(t, "examples/deploy/role-"+kind+".yaml"), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return obj.(*rbacv1.Role)
 }
 
-// grant creates role in ns and binds it to user.
+// grant creates role in ns, unless it is there, and binds it to user.
 func grant(t *testing.T, ns, user string, role *rbacv1.Role) {
 	t.Helper()
 	client := adminClient(t)
 	role = role.DeepCopy()
 	role.Namespace = ns
-	if _, err := client.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
+	if _, err := client.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	binding := &rbacv1.RoleBinding{
@@ -59,7 +61,8 @@ func TestLeastPrivilege(t *testing.T) {
 	ns := newNamespace(t)
 	createPod(t, ns, "self", nil, nil)
 	setPodStatus(t, ns, "self", corev1.PodRunning, true, "10.0.6.1")
-	grant(t, ns, "registrar", exampleRole(t))
+	grant(t, ns, "registrar", exampleRole(t, "discovery"))
+	grant(t, ns, "registrar", exampleRole(t, "registrar"))
 	user := userClient(t, "registrar")
 	// RBAC changes reach the authorizer asynchronously.
 	eventually(t, func() error {
@@ -67,7 +70,7 @@ func TestLeastPrivilege(t *testing.T) {
 		return err
 	})
 
-	t.Run("the example Role is enough", func(t *testing.T) {
+	t.Run("the example Roles are enough", func(t *testing.T) {
 		reg := startRegistry(t, user, kuberegistry.WithPod(ns, "self"))
 		w, err := reg.Watch(t.Context(), "cart")
 		if err != nil {
@@ -103,10 +106,7 @@ func TestLeastPrivilege(t *testing.T) {
 	})
 
 	t.Run("without patch, Register names the missing verb", func(t *testing.T) {
-		readOnly := exampleRole(t)
-		readOnly.Name = "read-only"
-		readOnly.Rules[0].Verbs = []string{"get", "list", "watch"}
-		grant(t, ns, "reader", readOnly)
+		grant(t, ns, "reader", exampleRole(t, "discovery"))
 		reader := userClient(t, "reader")
 		eventually(t, func() error {
 			_, err := reader.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})

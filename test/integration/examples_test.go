@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kuberegistry/kuberegistry"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -92,6 +93,14 @@ func TestDeployManifestsApply(t *testing.T) {
 				_, err = client.RbacV1().RoleBindings(ns).Create(t.Context(), o, dryRun)
 			case *appsv1.Deployment:
 				_, err = client.AppsV1().Deployments(ns).Create(t.Context(), o, dryRun)
+			case *corev1.ConfigMap:
+				_, err = client.CoreV1().ConfigMaps(ns).Create(t.Context(), o, dryRun)
+			case *rbacv1.ClusterRole:
+				_, err = client.RbacV1().ClusterRoles().Create(t.Context(), o, dryRun)
+			case *admissionregistrationv1.ValidatingAdmissionPolicy:
+				_, err = client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(t.Context(), o, dryRun)
+			case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				_, err = client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(t.Context(), o, dryRun)
 			default:
 				t.Fatalf("%s: unexpected %T", e.Name(), obj)
 			}
@@ -101,8 +110,8 @@ func TestDeployManifestsApply(t *testing.T) {
 			applied++
 		}
 	}
-	if applied < 4 {
-		t.Fatalf("applied %d objects, want at least 4", applied)
+	if applied < 9 {
+		t.Fatalf("applied %d objects, want at least 9", applied)
 	}
 }
 

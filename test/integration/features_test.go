@@ -33,7 +33,7 @@ func TestSeveralNamespacesWithNamespacedRoles(t *testing.T) {
 	readyPod(t, east, "cart-0", "cart", "10.3.1.1")
 	readyPod(t, west, "cart-0", "cart", "10.3.2.1")
 	for _, ns := range []string{east, west} {
-		grant(t, ns, "multi", exampleRole(t))
+		grant(t, ns, "multi", exampleRole(t, "discovery"))
 	}
 	user := userClient(t, "multi")
 	eventually(t, func() error {
