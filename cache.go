@@ -2,7 +2,6 @@ package kuberegistry
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
@@ -69,13 +67,6 @@ func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *p
 	}, nil
 }
 
-func indexByService(obj any) ([]string, error) {
-	if e, ok := obj.(*podEntry); ok && e.service != "" {
-		return []string{e.service}, nil
-	}
-	return nil, nil
-}
-
 // registeredPodsSelector selects the pods that carry a service name; no other pod is listed,
 // watched or cached.
 var registeredPodsSelector = func() labels.Selector {
@@ -84,7 +75,8 @@ var registeredPodsSelector = func() labels.Selector {
 }()
 
 // newPodInformer builds the informer of one namespace (or all): the registered pods that match
-// the registry's selector, transformed into entries, indexed by service, with no periodic resync.
+// the registry's selector, transformed into entries, with no periodic resync. The handler keeps
+// each service's pods itself (see servicePods), so the informer needs no index.
 func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 	pods := r.pods
 	selector := r.selector.String()
@@ -102,7 +94,6 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 		cache.ToListWatcherWithWatchListSemantics(lw, listThenWatch{}),
 		pods.object(),
 		cache.SharedIndexInformerOptions{
-			Indexers:          cache.Indexers{serviceIndex: indexByService},
 			ObjectDescription: "kuberegistry pods",
 		},
 	)
@@ -126,25 +117,22 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 }
 
 // podEvents is the registry's only informer handler, shared by the informers of all its
-// namespaces. It never blocks: it republishes the services a change touches, which wakes their
-// watchers.
+// namespaces. It never blocks: it updates the served sets of the services a change touches and
+// publishes them, which wakes their watchers. Until flush, at the end of Start's initial lists, it
+// only records which pods each service has, and flush sorts and publishes every service once:
+// publishing at every pod of the initial list would cost O(n²) for a service of n pods.
 type podEvents struct {
-	r        *Registry
-	indexers []cache.Indexer // one per namespace informer; set before they start
+	r *Registry
 
 	// mu serializes the handling of events from the informers of every namespace, so that the
-	// last refresh published is the newest; it guards published and the registry's problem log.
-	mu sync.Mutex
-	// published records, per service, the namespaces whose "service.namespace" key has
-	// instances, so that they are emptied when the last one goes (several namespaces only).
-	published map[string]map[string]bool
-	// entries is refresh's scratch space, kept between calls so that a refresh allocates only
-	// what it publishes.
-	entries []*podEntry
+	// last set published is the newest; it guards the fields below and the registry's problem log.
+	mu       sync.Mutex
+	services map[string]*servicePods // by service name; a service with no pod is dropped
+	batching bool                    // until flush: record membership only
 }
 
 func newPodEvents(r *Registry) *podEvents {
-	return &podEvents{r: r, published: make(map[string]map[string]bool)}
+	return &podEvents{r: r, services: make(map[string]*servicePods), batching: true}
 }
 
 func (h *podEvents) OnAdd(obj any, _ bool) {
@@ -152,7 +140,7 @@ func (h *podEvents) OnAdd(obj any, _ bool) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		defer h.observe(e, false) // after publishing: see observe
-		h.refresh(e.service)
+		h.change(nil, e)
 	}
 }
 
@@ -165,13 +153,11 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.observe(e, false) // after publishing: see observe
-	if old.service == e.service && old.state == e.state && old.instance == e.instance && old.UID == e.UID {
+	if old.service == e.service && old.state == e.state && old.UID == e.UID &&
+		(old.instance == e.instance || old.instance != nil && e.instance != nil && old.instance.equal(e.instance)) {
 		return // a status write, a label elsewhere…: what the service publishes is the same
 	}
-	if old.service != e.service {
-		h.refresh(old.service)
-	}
-	h.refresh(e.service)
+	h.change(old, e)
 }
 
 func (h *podEvents) OnDelete(obj any) {
@@ -182,7 +168,66 @@ func (h *podEvents) OnDelete(obj any) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		defer h.observe(e, true) // after publishing: see observe
-		h.refresh(e.service)
+		h.change(e, nil)
+	}
+}
+
+// change records that a pod was old (nil: not cached) and is now new (nil: deleted), and
+// republishes the services it belongs to. The caller holds mu.
+func (h *podEvents) change(old, new *podEntry) {
+	var was, is *podEntry // the pod as this handler holds it, and as it now is, in a service
+	var from, to string
+	if old != nil && old.service != "" {
+		from = old.service
+		if s := h.services[from]; s != nil {
+			was = s.pods[keyOf(old)]
+		}
+	}
+	if new != nil && new.service != "" && new.instance != nil {
+		to, is = new.service, new
+	}
+	if from == to {
+		if was != nil || is != nil {
+			h.update(to, was, is)
+		}
+		return
+	}
+	if was != nil {
+		h.update(from, was, nil)
+	}
+	if is != nil {
+		h.update(to, nil, is)
+	}
+}
+
+// update replaces pod was by pod is in service name and publishes the service. The caller holds mu.
+func (h *podEvents) update(name string, was, is *podEntry) {
+	s := h.services[name]
+	if s == nil {
+		s = newServicePods(h.r.multiNamespace())
+		h.services[name] = s
+	}
+	s.replace(h.r, was, is, !h.batching)
+	if !h.batching {
+		s.publish(h.r.catalog, name)
+	}
+	if len(s.pods) == 0 && !h.batching {
+		delete(h.services, name)
+	}
+}
+
+// flush ends the initial lists: it builds and publishes every service once. Start calls it when
+// every informer has synced, before it returns.
+func (h *podEvents) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.batching = false
+	for name, s := range h.services {
+		s.rebuild(h.r)
+		s.publish(h.r.catalog, name)
+		if len(s.pods) == 0 {
+			delete(h.services, name)
+		}
 	}
 }
 
@@ -197,84 +242,9 @@ func (h *podEvents) observe(e *podEntry, deleted bool) {
 	}
 }
 
-// refresh republishes a service from the cached entries of its pods in every namespace. The
-// caller holds mu.
-func (h *podEvents) refresh(name string) {
-	if name == "" {
-		return
-	}
-	entries := h.entries[:0]
-	defer func() { clear(entries[:cap(entries)]); h.entries = entries[:0] }() // hold no entry
-	for _, indexer := range h.indexers {
-		objs, _ := indexer.ByIndex(serviceIndex, name) // fails only for an unknown index name
-		for _, o := range objs {
-			if e, ok := o.(*podEntry); ok && e.instance != nil {
-				entries = append(entries, e)
-			}
-		}
-	}
-	entries = h.r.serving(entries)
-	slices.SortFunc(entries, func(a, b *podEntry) int { return compareInstances(a.instance, b.instance) })
-	h.r.catalog.publishPods(name, instancesOf(entries), podKeysOf(entries))
-	if h.r.multiNamespace() {
-		h.publishNamespaces(name, entries)
-	}
-}
-
-// publishNamespaces publishes the instances of a service in each namespace under its
-// "service.namespace" key. The caller holds mu.
-func (h *podEvents) publishNamespaces(name string, entries []*podEntry) {
-	byNamespace := make(map[string][]*podEntry)
-	for _, e := range entries {
-		byNamespace[e.Namespace] = append(byNamespace[e.Namespace], e)
-	}
-	for ns := range h.published[name] {
-		if _, ok := byNamespace[ns]; !ok {
-			h.r.catalog.publishPods(namespacedKey(name, ns), nil, nil)
-		}
-	}
-	if len(byNamespace) == 0 {
-		delete(h.published, name)
-		return
-	}
-	h.published[name] = make(map[string]bool, len(byNamespace))
-	for ns, es := range byNamespace {
-		h.published[name][ns] = true
-		h.r.catalog.publishPods(namespacedKey(name, ns), instancesOf(es), podKeysOf(es))
-	}
-}
-
 // namespacedKey is the catalog key of a service's instances in one namespace. '/' cannot occur in
 // a service name, so it never collides with one.
 func namespacedKey(service, namespace string) string { return service + "/" + namespace }
-
-// serving picks, in place, the entries discovery returns: ready pods; or, when there is none,
-// pods that are terminating but still ready; or, with WithIncludeNotReady, every live pod.
-func (r *Registry) serving(entries []*podEntry) []*podEntry {
-	ignored := func(e *podEntry) bool { return e.state != podReady && (!r.includeNotReady || e.state == podUnusable) }
-	if slices.ContainsFunc(entries, func(e *podEntry) bool { return !ignored(e) }) {
-		return slices.DeleteFunc(entries, ignored)
-	}
-	return slices.DeleteFunc(entries, func(e *podEntry) bool { return e.state != podServingTerminating })
-}
-
-func instancesOf(entries []*podEntry) []*ServiceInstance {
-	out := make([]*ServiceInstance, len(entries))
-	for i, e := range entries {
-		out[i] = e.instance
-	}
-	return out
-}
-
-// podKeysOf identifies the pods behind instances, so that a pod replaced by another of the same
-// name and content still counts as a change of the catalog.
-func podKeysOf(entries []*podEntry) []types.UID {
-	out := make([]types.UID, len(entries))
-	for i, e := range entries {
-		out[i] = e.UID
-	}
-	return out
-}
 
 // listThenWatch makes an informer list its pods in one request, then watch, instead of
 // streaming the initial pods as watch events (client-go's watch-list, on by default). Each

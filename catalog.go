@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // catalog holds the published set of ready instances of every service, and the watchers waiting
@@ -23,8 +21,10 @@ type catalog struct {
 type service struct {
 	// instances is sorted by sortInstances and never changed once published, so readers share it.
 	instances []*ServiceInstance
-	// pods identifies the pod behind each instance, when the source has pods; nil otherwise.
-	pods     []types.UID
+	// sum is the multiset hash of instances (see instanceHash) when summed, so that a watcher
+	// tells a different set from its last one without comparing them instance by instance.
+	sum      uint64
+	summed   bool
 	watchers map[*watcher]struct{}
 }
 
@@ -42,17 +42,34 @@ func (c *catalog) instances(name string) []*ServiceInstance {
 	return nil
 }
 
-// publish replaces a service's instances, sorted by sortInstances, and wakes its watchers only
-// when the set changed: an informer resync or a change to a field discovery ignores wakes nobody.
-// It costs O(watchers of this service), whatever the number of other services and watchers.
-func (c *catalog) publish(name string, instances []*ServiceInstance) {
-	c.publishPods(name, instances, nil)
+// current returns the published instances of a service with their multiset hash, if known.
+func (c *catalog) current(name string) (instances []*ServiceInstance, sum uint64, summed bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if s := c.services[name]; s != nil {
+		return s.instances, s.sum, s.summed
+	}
+	return nil, 0, true // the empty set's sum is 0
 }
 
-// publishPods is publish for a source that knows the pod behind each instance: a pod replaced by
-// another with the same content wakes no watcher of the service, whose set is the same, but
+// publish replaces a service's instances, sorted by sortInstances, and wakes its watchers only
+// when the set changed: an informer resync or a change to a field discovery ignores wakes nobody.
+// It is for a source that rebuilds whole sets; it compares them instance by instance. It costs
+// O(watchers of this service), whatever the number of other services and watchers.
+func (c *catalog) publish(name string, instances []*ServiceInstance) {
+	c.store(name, instances, 0, false)
+}
+
+// publishSet is publish for a source that keeps each set up to date one pod at a time (pods):
+// it publishes only when the pods behind the set changed, and gives the set's multiset hash, so
+// that telling whether the instances changed costs O(1) unless the sums are equal. A pod replaced
+// by another with the same content wakes no watcher of the service, whose set is the same, but
 // counts as a change of the catalog, whose watchers follow pods.
-func (c *catalog) publishPods(name string, instances []*ServiceInstance, pods []types.UID) {
+func (c *catalog) publishSet(name string, instances []*ServiceInstance, sum uint64) {
+	c.store(name, instances, sum, true)
+}
+
+func (c *catalog) store(name string, instances []*ServiceInstance, sum uint64, summed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.services[name]
@@ -63,11 +80,12 @@ func (c *catalog) publishPods(name string, instances []*ServiceInstance, pods []
 		s = &service{}
 		c.services[name] = s
 	}
-	same := sameInstances(s.instances, instances)
-	if same && slices.Equal(s.pods, pods) {
+	same := sameSet(s.instances, s.sum, s.summed, instances, sum, summed)
+	podsChanged := !same || summed && (len(instances) > 0 || len(s.instances) > 0)
+	if !podsChanged {
 		return
 	}
-	s.instances, s.pods = instances, pods
+	s.instances, s.sum, s.summed = instances, sum, summed
 	if !same {
 		for w := range s.watchers {
 			w.notify()
@@ -80,6 +98,20 @@ func (c *catalog) publishPods(name string, instances []*ServiceInstance, pods []
 		}
 	}
 	c.dropIfIdle(name, s)
+}
+
+// sameSet reports whether two published sets hold the same instances: at once when they are the
+// same slice or their sums differ, else instance by instance.
+func sameSet(a []*ServiceInstance, aSum uint64, aSummed bool, b []*ServiceInstance, bSum uint64, bSummed bool) bool {
+	switch {
+	case len(a) != len(b):
+		return false
+	case len(a) == 0 || &a[0] == &b[0]:
+		return true
+	case aSummed && bSummed && aSum != bSum:
+		return false
+	}
+	return sameInstances(a, b)
 }
 
 // isNamespacedKey reports whether a key holds one namespace's part of a service (see

@@ -60,9 +60,11 @@ type watcher struct {
 	catalog *catalog
 	name    string
 
-	mu      sync.Mutex // serializes Next; guards last and started
-	last    []*ServiceInstance
-	started bool
+	mu         sync.Mutex // serializes Next; guards last, lastSum, lastSummed and started
+	last       []*ServiceInstance
+	lastSum    uint64 // last's multiset hash, when lastSummed (see catalog.current)
+	lastSummed bool
+	started    bool
 }
 
 var _ Watcher = (*watcher)(nil)
@@ -81,9 +83,9 @@ func (w *watcher) Next() ([]*ServiceInstance, error) {
 		if err := w.stopped(); err != nil {
 			return nil, err
 		}
-		current := w.catalog.instances(w.name)
-		if !w.started || !sameInstances(current, w.last) {
-			w.started, w.last = true, current
+		current, sum, summed := w.catalog.current(w.name)
+		if !w.started || !sameSet(current, sum, summed, w.last, w.lastSum, w.lastSummed) {
+			w.started, w.last, w.lastSum, w.lastSummed = true, current, sum, summed
 			return current, nil
 		}
 		w.wait()

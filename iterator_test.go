@@ -176,15 +176,14 @@ func TestWatchRejectsBadNames(t *testing.T) {
 func TestHandlerTakesTombstones(t *testing.T) {
 	f := newFixture(t, cartPod(1), cartPod(2))
 	f.eventually(t, "cart", 2)
-	indexer := cache.NewIndexer(cache.DeletionHandlingMetaNamespaceKeyFunc, cache.Indexers{serviceIndex: indexByService})
 	h := newPodEvents(f.reg)
-	h.indexers = []cache.Indexer{indexer}
-	// The informer has removed cart-2 from its store when it hands the tombstone over.
 	kept, err := toPodEntry(cartPod(1))
 	require.NoError(t, err)
-	require.NoError(t, indexer.Add(kept))
 	gone, err := toPodEntry(cartPod(2))
 	require.NoError(t, err)
+	h.OnAdd(kept, true)
+	h.OnAdd(gone, true)
+	h.flush()
 	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "shop/cart-2", Obj: gone})
 	assert.Equal(t, []string{"grpc://10.0.0.1:9000"}, endpointsOf(f.reg.catalog.instances("cart")))
 	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "shop/x", Obj: "not an entry"})

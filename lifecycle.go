@@ -46,11 +46,13 @@ func newLifecycle(what, resource string, logger *slog.Logger) *lifecycle {
 	return l
 }
 
-// informers is what a source gives start: one informer per namespace and the handler they share.
+// informers is what a source gives start: one informer per namespace, the handler they share,
+// and what to do once every informer has synced, before Start returns (nil: nothing).
 type informers struct {
 	namespaces []string
 	informers  []cache.SharedIndexInformer
 	handler    cache.ResourceEventHandler
+	synced     func()
 }
 
 // start runs the informers that build makes, and returns once the handler has seen every
@@ -100,6 +102,9 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 	l.mu.Unlock()
 
 	err := l.waitForSync(ctx, synced, failures)
+	if err == nil && set.synced != nil {
+		set.synced()
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()

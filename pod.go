@@ -45,6 +45,7 @@ type podInstance struct {
 	service  string           // the service-name label; "" for a pod that is not registered
 	state    podState         // whether it takes traffic
 	instance *ServiceInstance // nil when the pod is unusable or its registration is malformed
+	hash     uint64           // instanceHash(instance), made once per instance
 	problem  string           // why the registration is malformed, for the log; "" when it is not
 
 	// What instance was made of, so that an update that changes neither keeps it (see instanceOf).
@@ -91,6 +92,11 @@ func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInsta
 	}
 	pi.registration, pi.ips = reg, ips
 	pi.instance = t.instanceOf(pod, reg, ips, prev)
+	if prev != nil && prev.instance == pi.instance {
+		pi.hash = prev.hash
+	} else {
+		pi.hash = instanceHash(pi.instance)
+	}
 	return pi
 }
 

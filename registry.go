@@ -112,11 +112,9 @@ func (r *Registry) Start(ctx context.Context) error {
 	return r.life.start(ctx, func() informers {
 		// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
 		handler := newPodEvents(r)
-		set := informers{namespaces: r.namespaces, handler: handler}
+		set := informers{namespaces: r.namespaces, handler: handler, synced: handler.flush}
 		for _, ns := range r.namespaces {
-			informer := newPodInformer(r, ns)
-			set.informers = append(set.informers, informer)
-			handler.indexers = append(handler.indexers, informer.GetIndexer())
+			set.informers = append(set.informers, newPodInformer(r, ns))
 		}
 		return set
 	}, func() {

@@ -132,6 +132,10 @@ func TestWatchServicesSeesRestartUnderTheSameName(t *testing.T) {
 	readyPod(t, ns, "db-0", "db", "10.3.6.1")
 	readyPod(t, ns, "web-0", "web", "10.3.6.2")
 	reg := startRegistry(t, client, kuberegistry.WithNamespace(ns))
+	// The informer lists from the API server's watch cache, which may not have the pods' last
+	// status write yet: wait until both are served.
+	waitFor(t, reg, "db", "grpc://10.3.6.1:9000")
+	waitFor(t, reg, "web", "grpc://10.3.6.2:9000")
 	w, err := reg.WatchServices(t.Context())
 	if err != nil {
 		t.Fatal(err)
