@@ -46,6 +46,7 @@ func (r *kubeResolver) watch() {
 	defer r.wg.Done()
 	var last []resolver.Endpoint
 	pushed := false
+	states := newStateCache(r.schemes)
 	delay := minRetryDelay
 	for {
 		instances, err := r.w.Next()
@@ -68,7 +69,7 @@ func (r *kubeResolver) watch() {
 			continue
 		}
 		delay = minRetryDelay
-		state := stateOf(instances, r.schemes)
+		state := states.stateOf(instances)
 		if pushed && sameEndpoints(last, state.Endpoints) {
 			continue // a change in what this client does not dial, such as an HTTP port
 		}

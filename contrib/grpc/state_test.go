@@ -1,6 +1,8 @@
 package grpc
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/kuberegistry/kuberegistry"
@@ -143,4 +145,85 @@ func TestSameEndpoints(t *testing.T) {
 	assert.True(t, sameEndpoints(nil, in()))
 	assert.False(t, sameEndpoints(in("a"), in("a", "b")))
 	assert.False(t, sameEndpoints(in("a", "b"), in("a", "c")))
+}
+
+// greeterSet makes n instances of a service, each with a gRPC and an HTTP endpoint.
+func greeterSet(n int) []*kuberegistry.ServiceInstance {
+	out := make([]*kuberegistry.ServiceInstance, n)
+	for i := range out {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+		out[i] = &kuberegistry.ServiceInstance{
+			ID: fmt.Sprintf("greeter-%d", i), Name: "greeter", Version: "v1",
+			Metadata:  map[string]string{"zone": "a"},
+			Endpoints: []string{"grpc://" + ip + ":9000", "http://" + ip + ":8000"},
+		}
+	}
+	return out
+}
+
+// replaceOne returns a copy of set in which instance i is a new instance with another version, as
+// the registry publishes a change to one pod: every other instance is the same pointer.
+func replaceOne(set []*kuberegistry.ServiceInstance, i int) []*kuberegistry.ServiceInstance {
+	next := slices.Clone(set)
+	changed := *set[i]
+	changed.Version += "+1"
+	next[i] = &changed
+	return next
+}
+
+// The cache gives what stateOf gives, whatever changed between two sets.
+func TestStateCacheMatchesStateOf(t *testing.T) {
+	cache := newStateCache([]string{"grpc"})
+	set := greeterSet(20)
+	for step := range 60 {
+		switch step % 3 {
+		case 0:
+			set = replaceOne(set, step%len(set))
+		case 1:
+			set = slices.Delete(slices.Clone(set), step%len(set), step%len(set)+1)
+		case 2:
+			set = append(slices.Clone(set), greeterSet(25)[20+step%5])
+			if step%2 == 0 { // an instance listed twice, and one sharing another's address
+				twin := *set[1]
+				twin.ID = "twin"
+				set = append(set, set[0], &twin)
+			}
+		}
+		got, want := cache.stateOf(set), stateOf(set, []string{"grpc"})
+		require.True(t, sameEndpoints(got.Endpoints, want.Endpoints), "step %d", step)
+		require.Equal(t, len(want.Addresses), len(got.Addresses))
+	}
+}
+
+// What the resolver does for one update of a service of n instances in which one pod changed:
+// "fresh" parses every instance, as it did before the cache; "cached" parses only the changed one.
+// Both include the comparison with the state pushed last.
+//
+//	go test -run '^$' -bench ResolverUpdate -benchmem ./contrib/grpc
+func BenchmarkResolverUpdate(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		base := greeterSet(n)
+		sets := [2][]*kuberegistry.ServiceInstance{replaceOne(base, n/2), replaceOne(base, n/3)}
+		b.Run(fmt.Sprintf("instances=%d/fresh", n), func(b *testing.B) {
+			last := stateOf(base, []string{"grpc"}).Endpoints
+			for i := 0; b.Loop(); i++ {
+				state := stateOf(sets[i%2], []string{"grpc"})
+				if sameEndpoints(last, state.Endpoints) {
+					b.Fatal("a change was missed")
+				}
+				last = state.Endpoints
+			}
+		})
+		b.Run(fmt.Sprintf("instances=%d/cached", n), func(b *testing.B) {
+			cache := newStateCache([]string{"grpc"})
+			last := cache.stateOf(base).Endpoints
+			for i := 0; b.Loop(); i++ {
+				state := cache.stateOf(sets[i%2])
+				if sameEndpoints(last, state.Endpoints) {
+					b.Fatal("a change was missed")
+				}
+				last = state.Endpoints
+			}
+		})
+	}
 }

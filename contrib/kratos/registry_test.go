@@ -223,3 +223,34 @@ func TestKratosHTTPClientCloseEndsItsResolver(t *testing.T) {
 	transport.CloseIdleConnections()
 	goleak.VerifyNone(t, before)
 }
+
+// setsWatcher is a backend watcher that returns prepared sets, one per Next.
+type setsWatcher struct{ sets [][]*kuberegistry.ServiceInstance }
+
+func (s *setsWatcher) Next() ([]*kuberegistry.ServiceInstance, error) {
+	next := s.sets[0]
+	s.sets = s.sets[1:]
+	return next, nil
+}
+
+func (s *setsWatcher) Stop() error { return nil }
+
+// An update of a large service copies only the instances that changed: the others are the copies
+// the previous Next returned.
+func TestWatcherCopiesOnlyWhatChanged(t *testing.T) {
+	a := &kuberegistry.ServiceInstance{ID: "a", Name: "greeter", Endpoints: []string{"grpc://10.0.0.1:9000"}}
+	b := &kuberegistry.ServiceInstance{ID: "b", Name: "greeter", Endpoints: []string{"grpc://10.0.0.2:9000"}}
+	b2 := &kuberegistry.ServiceInstance{ID: "b", Name: "greeter", Version: "v2", Endpoints: []string{"grpc://10.0.0.2:9000"}}
+	w := newWatcher(&setsWatcher{sets: [][]*kuberegistry.ServiceInstance{{a, b}, {a, b2}, nil}})
+	first, err := w.Next()
+	require.NoError(t, err)
+	second, err := w.Next()
+	require.NoError(t, err)
+	assert.Same(t, first[0], second[0], "a did not change: same copy")
+	assert.NotSame(t, first[1], second[1])
+	assert.Equal(t, "v2", second[1].Version)
+	assert.Equal(t, toKratos(a), first[0])
+	third, err := w.Next()
+	require.NoError(t, err)
+	assert.Nil(t, third)
+}

@@ -18,6 +18,9 @@ type watcher struct {
 	w        kuberegistry.Watcher
 	stopped  chan struct{} // closed by Stop
 	stopOnce sync.Once
+
+	mu     sync.Mutex // serializes Next; guards copies
+	copies map[*kuberegistry.ServiceInstance]*registry.ServiceInstance // of the last set Next returned
 }
 
 var _ registry.Watcher = (*watcher)(nil)
@@ -27,7 +30,10 @@ func newWatcher(w kuberegistry.Watcher) *watcher {
 }
 
 // Next returns the current set on its first call, possibly empty, and afterwards blocks until
-// the set changes. The instances are copies the caller owns.
+// the set changes. The slice is the caller's; its instances are copies of the registry's, made
+// once per instance: an instance that did not change since the last Next is the same copy as
+// then, so that an update of a large service copies only what changed. go-kratos's resolvers only
+// read them; copy one before changing it.
 func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 	if w.isStopped() {
 		return nil, errStopped
@@ -39,7 +45,22 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 		}
 		return nil, err
 	}
-	return toKratosAll(instances), nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if instances == nil {
+		return nil, nil
+	}
+	out := make([]*registry.ServiceInstance, len(instances))
+	copies := make(map[*kuberegistry.ServiceInstance]*registry.ServiceInstance, len(instances))
+	for i, in := range instances {
+		c, ok := w.copies[in]
+		if !ok {
+			c = toKratos(in)
+		}
+		out[i], copies[in] = c, c
+	}
+	w.copies = copies
+	return out, nil
 }
 
 // Stop ends the watcher and wakes a blocked Next. It is idempotent.
