@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -169,10 +170,12 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
 	return d.life.start(ctx, func() informers {
 		informer := newSliceInformer(d.client, d.namespace)
+		handler := newSliceEvents(d, informer.GetIndexer())
 		return informers{
 			namespaces: []string{d.namespace},
 			informers:  []cache.SharedIndexInformer{informer},
-			handler:    newSliceEvents(d, informer.GetIndexer()),
+			handler:    handler,
+			synced:     handler.flush,
 		}
 	}, func() {
 		// The stopped handler is done with it; a new Start logs every problem again.
@@ -275,24 +278,45 @@ func indexSliceByService(obj any) ([]string, error) {
 	return nil, nil
 }
 
-// sliceEvents is the only informer handler of an EndpointSliceDiscovery. The informer calls it
-// from one goroutine, so its fields need no lock; it never blocks: it republishes the services a
-// change touches, which wakes their watchers.
+// sliceEvents is the only informer handler of an EndpointSliceDiscovery. It never blocks: it
+// republishes the services a change touches, which wakes their watchers. Until flush, at the end
+// of Start's initial list, it only notes which Services changed, and flush publishes each once:
+// refreshing at every slice of the initial list would aggregate a big Service once per slice.
 type sliceEvents struct {
 	d        *EndpointSliceDiscovery
 	problems *sliceProblemLog
 	indexer  cache.Indexer
+
+	// mu guards the fields below. The informer calls the handler from one goroutine, and flush
+	// from Start's.
+	mu sync.Mutex
 	// published records, per Service name, the namespaces whose "name.namespace" key has
 	// instances, so that they are emptied when they lose them (all namespaces only).
 	published map[string][]string
+	pending   map[string]bool // the Services to publish at flush; nil once flushed
 }
 
 func newSliceEvents(d *EndpointSliceDiscovery, indexer cache.Indexer) *sliceEvents {
-	return &sliceEvents{d: d, problems: d.problems, indexer: indexer, published: make(map[string][]string)}
+	return &sliceEvents{d: d, problems: d.problems, indexer: indexer,
+		published: make(map[string][]string), pending: make(map[string]bool)}
+}
+
+// flush ends the initial list: it publishes every Service it saw once. Start calls it when the
+// informer has synced, before it returns.
+func (h *sliceEvents) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pending := h.pending
+	h.pending = nil
+	for name := range pending {
+		h.refresh(name)
+	}
 }
 
 func (h *sliceEvents) OnAdd(obj any, _ bool) {
 	if e, ok := obj.(*sliceEntry); ok {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.problems.note(e, false)
 		h.refresh(e.service)
 	}
@@ -304,6 +328,8 @@ func (h *sliceEvents) OnUpdate(oldObj, newObj any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.problems.note(e, false)
 	// A slice whose service-name label changed leaves one Service for another.
 	if old.service != e.service {
@@ -317,6 +343,8 @@ func (h *sliceEvents) OnDelete(obj any) {
 		obj = t.Obj
 	}
 	if e, ok := obj.(*sliceEntry); ok {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.problems.note(e, true)
 		h.refresh(e.service)
 	}
@@ -325,8 +353,13 @@ func (h *sliceEvents) OnDelete(obj any) {
 // refresh republishes the Services of a name from the cached entries of all their slices: under
 // the name, the instances of every namespace in scope; and, when the scope is all namespaces,
 // under "name.namespace" those of one namespace. Each namespace's Service is aggregated on its own.
+// The caller holds mu.
 func (h *sliceEvents) refresh(name string) {
 	if name == "" {
+		return
+	}
+	if h.pending != nil {
+		h.pending[name] = true
 		return
 	}
 	objs, err := h.indexer.ByIndex(serviceIndex, name)

@@ -781,6 +781,7 @@ func TestEndpointSliceHandlerTakesTombstones(t *testing.T) {
 	f.eventually(t, "cart", "10.0.0.1 http://10.0.0.1:8080", "10.0.0.2 http://10.0.0.2:8080")
 	indexer := cache.NewIndexer(cache.DeletionHandlingMetaNamespaceKeyFunc, cache.Indexers{serviceIndex: indexSliceByService})
 	h := newSliceEvents(f.d, indexer)
+	h.flush() // as Start does once the initial list is in
 	entries := entriesOf(t, newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1")), newSlice("cart-b", "cart", httpPorts, endpointAt("10.0.0.2")))
 	require.NoError(t, indexer.Add(entries[0]))
 	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "shop/cart-b", Obj: entries[1]})

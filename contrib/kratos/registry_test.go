@@ -225,7 +225,9 @@ func TestKratosHTTPClientCloseEndsItsResolver(t *testing.T) {
 }
 
 // setsWatcher is a backend watcher that returns prepared sets, one per Next.
-type setsWatcher struct{ sets [][]*kuberegistry.ServiceInstance }
+type setsWatcher struct {
+	sets [][]*kuberegistry.ServiceInstance
+}
 
 func (s *setsWatcher) Next() ([]*kuberegistry.ServiceInstance, error) {
 	next := s.sets[0]

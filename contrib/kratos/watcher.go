@@ -19,7 +19,7 @@ type watcher struct {
 	stopped  chan struct{} // closed by Stop
 	stopOnce sync.Once
 
-	mu     sync.Mutex // serializes Next; guards copies
+	mu     sync.Mutex                                                  // serializes Next; guards copies
 	copies map[*kuberegistry.ServiceInstance]*registry.ServiceInstance // of the last set Next returned
 }
 
