@@ -129,10 +129,11 @@ type podEvents struct {
 	mu       sync.Mutex
 	services map[string]*servicePods // by service name; a service with no pod is dropped
 	batching bool                    // until flush: record membership only
+	chunk    int                     // the chunk size of the served sets: maxChunk, but in tests
 }
 
 func newPodEvents(r *Registry) *podEvents {
-	return &podEvents{r: r, services: make(map[string]*servicePods), batching: true}
+	return &podEvents{r: r, services: make(map[string]*servicePods), batching: true, chunk: maxChunk}
 }
 
 func (h *podEvents) OnAdd(obj any, _ bool) {
@@ -204,7 +205,7 @@ func (h *podEvents) change(old, new *podEntry) {
 func (h *podEvents) update(name string, was, is *podEntry) {
 	s := h.services[name]
 	if s == nil {
-		s = newServicePods(h.r.multiNamespace())
+		s = newServicePods(h.r.multiNamespace(), h.chunk)
 		h.services[name] = s
 	}
 	s.replace(h.r, was, is, !h.batching)

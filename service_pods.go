@@ -24,8 +24,8 @@ type servicePods struct {
 	byNamespace map[string]*servedList // the same per namespace; nil unless discovery spans several
 }
 
-func newServicePods(multiNamespace bool) *servicePods {
-	s := &servicePods{pods: make(map[podKey]*podEntry)}
+func newServicePods(multiNamespace bool, chunk int) *servicePods {
+	s := &servicePods{pods: make(map[podKey]*podEntry), all: servedList{max: chunk}}
 	if multiNamespace {
 		s.byNamespace = make(map[string]*servedList)
 	}
@@ -100,11 +100,17 @@ func (s *servicePods) rebuild(r *Registry) {
 	if s.byNamespace == nil {
 		return
 	}
-	for _, l := range s.byNamespace {
-		l.reset(nil)
-	}
+	perNamespace := make(map[string][]*podEntry)
 	for _, e := range entries {
-		s.namespace(e.Namespace).append(e)
+		perNamespace[e.Namespace] = append(perNamespace[e.Namespace], e)
+	}
+	for ns, l := range s.byNamespace {
+		if perNamespace[ns] == nil {
+			l.reset(nil)
+		}
+	}
+	for ns, es := range perNamespace {
+		s.namespace(ns).reset(es)
 	}
 }
 
@@ -115,7 +121,7 @@ func (s *servicePods) namespace(ns string) *servedList {
 	}
 	l := s.byNamespace[ns]
 	if l == nil {
-		l = &servedList{}
+		l = &servedList{max: s.all.max}
 		s.byNamespace[ns] = l
 	}
 	return l
@@ -130,68 +136,125 @@ func (s *servicePods) publish(c *catalog, name string) {
 		if instances, changed := l.publish(); changed {
 			c.publishSet(namespacedKey(name, ns), instances, l.sum)
 		}
-		if len(l.entries) == 0 {
+		if l.empty() {
 			delete(s.byNamespace, ns)
 		}
 	}
 }
 
-// servedList is a sorted set of served pods, and the instances published from it.
+// servedList is a sorted set of served pods, and the instances published from it. It is kept as
+// a list of sorted chunks of at most max pods, so that a change moves at most a chunk's worth
+// of pointers, not half the set; publishing copies the chunks' instances into one new slice.
 type servedList struct {
-	entries   []*podEntry        // sorted by comparePodEntries; changed in place
-	working   []*ServiceInstance // entries' instances, in the same order; changed in place
-	published []*ServiceInstance // a copy of working as last published: shared, never changed
-	sum       uint64             // the multiset hash of working (see instanceHash)
-	changed   bool               // working differs from published
+	max       int                // the most pods a chunk holds (maxChunk, but in tests)
+	chunks    []*servedChunk     // in order; none is empty
+	size      int                // the number of pods in all chunks
+	published []*ServiceInstance // the instances as last published: shared, never changed
+	sum       uint64             // the multiset hash of the instances (see instanceHash)
+	changed   bool               // the chunks differ from published
+}
+
+// servedChunk is a run of the sorted set: pods and their instances, in the same order.
+type servedChunk struct {
+	entries   []*podEntry
+	instances []*ServiceInstance
+}
+
+// maxChunk bounds a chunk: large enough that the list of chunks stays short (40 for 10,000
+// pods), small enough that moving within one is cheap.
+const maxChunk = 256
+
+// chunkFor returns the index of the chunk where e belongs: the last whose first pod sorts at or
+// before e, or 0.
+func (l *servedList) chunkFor(e *podEntry) int {
+	i, found := slices.BinarySearchFunc(l.chunks, e, func(c *servedChunk, e *podEntry) int {
+		return comparePodEntries(c.entries[0], e)
+	})
+	if found || i == 0 {
+		return i
+	}
+	return i - 1
 }
 
 func (l *servedList) insert(e *podEntry) {
-	i, _ := slices.BinarySearchFunc(l.entries, e, comparePodEntries)
-	l.entries = slices.Insert(l.entries, i, e)
-	l.working = slices.Insert(l.working, i, e.instance)
 	l.sum += e.hash
+	l.size++
 	l.changed = true
+	if len(l.chunks) == 0 {
+		l.chunks = []*servedChunk{{entries: []*podEntry{e}, instances: []*ServiceInstance{e.instance}}}
+		return
+	}
+	ci := l.chunkFor(e)
+	c := l.chunks[ci]
+	i, _ := slices.BinarySearchFunc(c.entries, e, comparePodEntries)
+	c.entries = slices.Insert(c.entries, i, e)
+	c.instances = slices.Insert(c.instances, i, e.instance)
+	if len(c.entries) > l.max { // split in halves
+		half := len(c.entries) / 2
+		next := &servedChunk{
+			entries:   append(make([]*podEntry, 0, l.max), c.entries[half:]...),
+			instances: append(make([]*ServiceInstance, 0, l.max), c.instances[half:]...),
+		}
+		clear(c.entries[half:])
+		clear(c.instances[half:])
+		c.entries, c.instances = c.entries[:half], c.instances[:half]
+		l.chunks = slices.Insert(l.chunks, ci+1, next)
+	}
 }
 
 func (l *servedList) remove(e *podEntry) {
-	i, found := slices.BinarySearchFunc(l.entries, e, comparePodEntries)
+	if len(l.chunks) == 0 {
+		return
+	}
+	ci := l.chunkFor(e)
+	c := l.chunks[ci]
+	i, found := slices.BinarySearchFunc(c.entries, e, comparePodEntries)
 	if !found {
 		return
 	}
-	l.entries = slices.Delete(l.entries, i, i+1)
-	l.working = slices.Delete(l.working, i, i+1)
+	c.entries = slices.Delete(c.entries, i, i+1)
+	c.instances = slices.Delete(c.instances, i, i+1)
+	if len(c.entries) == 0 {
+		l.chunks = slices.Delete(l.chunks, ci, ci+1)
+	}
 	l.sum -= e.hash
-	l.changed = true
-}
-
-// append adds an entry that sorts after every other one.
-func (l *servedList) append(e *podEntry) {
-	l.entries = append(l.entries, e)
-	l.working = append(l.working, e.instance)
-	l.sum += e.hash
+	l.size--
 	l.changed = true
 }
 
 // reset replaces the set with sorted entries.
 func (l *servedList) reset(entries []*podEntry) {
-	clear(l.entries)
-	l.entries, l.working, l.sum = l.entries[:0], l.working[:0], 0
-	for _, e := range entries {
-		l.append(e)
+	clear(l.chunks)
+	l.chunks, l.size, l.sum, l.changed = l.chunks[:0], len(entries), 0, true
+	for len(entries) > 0 {
+		n := max(1, min(len(entries), l.max/2)) // half full: room to grow before a split
+		c := &servedChunk{entries: make([]*podEntry, n, l.max), instances: make([]*ServiceInstance, n, l.max)}
+		copy(c.entries, entries[:n])
+		for i, e := range entries[:n] {
+			c.instances[i] = e.instance
+			l.sum += e.hash
+		}
+		l.chunks = append(l.chunks, c)
+		entries = entries[n:]
 	}
-	l.changed = true
 }
 
-// publish returns a copy of the instances to publish, if they changed since the last call.
+// empty reports whether the set has no pod.
+func (l *servedList) empty() bool { return l.size == 0 }
+
+// publish returns the instances to publish, if they changed since the last call: a new slice
+// exactly as long as the set, so that an append by a reader never aliases another's.
 func (l *servedList) publish() ([]*ServiceInstance, bool) {
 	if !l.changed {
 		return nil, false
 	}
 	l.changed = false
 	l.published = nil
-	if len(l.working) > 0 { // exactly as long as it holds: an append by a reader never aliases
-		l.published = make([]*ServiceInstance, len(l.working))
-		copy(l.published, l.working)
+	if l.size > 0 {
+		l.published = make([]*ServiceInstance, 0, l.size)
+		for _, c := range l.chunks {
+			l.published = append(l.published, c.instances...)
+		}
 	}
 	return l.published, true
 }

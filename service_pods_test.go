@@ -163,9 +163,11 @@ func (m *servedModel) compare(key string, got []*ServiceInstance, want []*podEnt
 	assert.Equal(m.t, len(got), cap(got), "%s: the published slice has spare capacity", key)
 }
 
-// runModel plays a sequence of events, four bytes each, checking after every one.
-func runModel(t testing.TB, opts []Option, events []byte) {
+// runModel plays a sequence of events, four bytes each, checking after every one, with chunks of
+// chunk pods in the served sets (small ones, so that sequences split and empty chunks).
+func runModel(t testing.TB, opts []Option, events []byte, chunk int) {
 	m := newServedModel(t, opts)
+	m.h.chunk = chunk
 	for i := 0; i+4 <= len(events); i += 4 {
 		m.step(events[i], events[i+1], events[i+2], events[i+3])
 		m.check()
@@ -189,7 +191,7 @@ func TestServedSetsMatchARebuild(t *testing.T) {
 				if seed%4 != 0 {
 					events[4*rng.IntN(8)] = 0
 				}
-				runModel(t, opts, events)
+				runModel(t, opts, events, []int{2, 3, maxChunk}[seed%3])
 			}
 		})
 	}
@@ -200,7 +202,8 @@ func FuzzServedSetsMatchARebuild(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 3, 1, 6, 0, 3, 2, 0, 0, 3, 2, 3, 0, 2, 1, 6, 1})
 	f.Fuzz(func(t *testing.T, events []byte) {
 		for _, name := range []string{"one namespace", "two namespaces", "include not ready"} {
-			runModel(t, modelOptions[name], events)
+			runModel(t, modelOptions[name], events, 2)
+			runModel(t, modelOptions[name], events, maxChunk)
 		}
 	})
 }
