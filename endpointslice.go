@@ -156,7 +156,7 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 		client:    client,
 		namespace: namespace,
 		logger:    o.logger,
-		life:      newLifecycle("EndpointSlices", endpointSlicesResource, o.logger),
+		life:      newLifecycle("EndpointSlices", endpointSlicesResource, []string{o.namespace}, o.logger),
 		problems:  newSliceProblemLog(o.logger),
 	}
 	d.catalog = d.life.catalog
@@ -198,15 +198,12 @@ func (d *EndpointSliceDiscovery) started() error { return d.life.started() }
 // none. The slice and instances are shared with the discovery and other callers: treat them as
 // read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.
 func (d *EndpointSliceDiscovery) GetService(_ context.Context, name string) ([]*ServiceInstance, error) {
-	return d.life.getService(name, nil)
+	return d.life.getService(name)
 }
 
 // Watch returns a Watcher over the served instances of the named Service, with the semantics of
 // Registry.Watch. It ends when ctx is canceled, when Stop is called or when the discovery is closed.
 func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watcher, error) {
-	if err := validServiceName(name); err != nil {
-		return nil, err
-	}
 	return d.life.watch(ctx, name)
 }
 
@@ -375,23 +372,23 @@ func (h *sliceEvents) refresh(name string) {
 	var all []*ServiceInstance
 	var published []string
 	for ns, entries := range byNamespace {
-		instances := aggregateSlices(entries)
+		instances := slices.Clip(aggregateSlices(entries)) // len == cap: see below
 		if len(instances) == 0 {
 			continue
 		}
 		if all == nil {
 			all = instances
-		} else {
-			all = append(slices.Clip(all), instances...)
+		} else { // as long as it holds, like every published slice: a reader's append never aliases
+			all = slices.Clip(slices.Concat(all, instances))
 		}
-		if h.d.namespace == "" {
+		if h.d.life.multiNamespace() {
 			published = append(published, ns)
-			h.d.catalog.publish(name+"."+ns, instances)
+			h.d.catalog.publish(namespacedKey(name, ns), instances)
 		}
 	}
 	for _, ns := range h.published[name] {
 		if !slices.Contains(published, ns) {
-			h.d.catalog.publish(name+"."+ns, nil)
+			h.d.catalog.publish(namespacedKey(name, ns), nil)
 		}
 	}
 	if len(published) > 0 {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -25,10 +28,11 @@ const (
 // has seen the initial lists, Close stops them and every watcher and waits for all of it, and
 // watchers subscribe to its catalog.
 type lifecycle struct {
-	what     string // what the informers list, for logs and errors: "pods", "EndpointSlices"
-	resource string // the resource a PermissionError names: "pods", "endpointslices.discovery.k8s.io"
-	logger   *slog.Logger
-	catalog  *catalog
+	what       string   // what the informers list, for logs and errors: "pods", "EndpointSlices"
+	resource   string   // the resource a PermissionError names: "pods", "endpointslices.discovery.k8s.io"
+	namespaces []string // the discovery scope, one informer each; [""] is all namespaces
+	logger     *slog.Logger
+	catalog    *catalog
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -40,8 +44,8 @@ type lifecycle struct {
 	closeOnce     sync.Once
 }
 
-func newLifecycle(what, resource string, logger *slog.Logger) *lifecycle {
-	l := &lifecycle{what: what, resource: resource, logger: logger, catalog: newCatalog()}
+func newLifecycle(what, resource string, namespaces []string, logger *slog.Logger) *lifecycle {
+	l := &lifecycle{what: what, resource: resource, namespaces: namespaces, logger: logger, catalog: newCatalog()}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	return l
 }
@@ -186,33 +190,65 @@ func (l *lifecycle) started() error {
 // closed reports whether Close has been called.
 func (l *lifecycle) closed() bool { return registryState(l.state.Load()) == stateClosed }
 
+// multiNamespace reports whether discovery spans several namespaces.
+func (l *lifecycle) multiNamespace() bool {
+	return len(l.namespaces) > 1 || l.namespaces[0] == ""
+}
+
+// inScope reports whether discovery covers namespace.
+func (l *lifecycle) inScope(namespace string) bool {
+	return l.namespaces[0] == "" || slices.Contains(l.namespaces, namespace)
+}
+
+// catalogKey is the catalog's key for a valid name given to GetService or Watch: the name itself,
+// or, when the name is "service.namespace" with a namespace in scope and no service is called the
+// whole name, the key of that namespace's instances (in a one-namespace scope, the service's).
+// Both sources name things this way, so that "web.shop" means the same to either.
+func (l *lifecycle) catalogKey(name string) string {
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 {
+		return name
+	}
+	service, namespace := name[:i], name[i+1:]
+	if !l.inScope(namespace) || len(validation.IsDNS1123Label(namespace)) > 0 || l.catalog.instances(name) != nil {
+		return name
+	}
+	if !l.multiNamespace() {
+		return service
+	}
+	return namespacedKey(service, namespace)
+}
+
 // getService reads a service's published instances. The exact name is tried first, so that the
-// common case costs one map lookup; only a miss pays for validating the name, and for key, which
-// may map it to another catalog key.
-func (l *lifecycle) getService(name string, key func(string) string) ([]*ServiceInstance, error) {
+// common case costs one map lookup; only a miss pays for validating the name and for catalogKey.
+// A catalog key that is no name (one namespace's part of a service) is never served as such.
+func (l *lifecycle) getService(name string) ([]*ServiceInstance, error) {
 	if err := l.started(); err != nil {
 		return nil, err
 	}
-	if instances := l.catalog.instances(name); instances != nil {
-		return instances, nil
+	if !isNamespacedKey(name) {
+		if instances := l.catalog.instances(name); instances != nil {
+			return instances, nil
+		}
 	}
 	if err := validServiceName(name); err != nil {
 		return nil, err
 	}
-	if key == nil {
-		return nil, nil
-	}
-	return l.catalog.instances(key(name)), nil
+	return l.catalog.instances(l.catalogKey(name)), nil
 }
 
-// watch subscribes a watcher to a catalog key. However the watcher ends, it leaves the catalog;
-// close waits for that.
-func (l *lifecycle) watch(ctx context.Context, key string) (Watcher, error) {
+// watch subscribes a watcher to the catalog key of a name. However the watcher ends, it leaves
+// the catalog; close waits for that.
+func (l *lifecycle) watch(ctx context.Context, name string) (Watcher, error) {
+	if err := validServiceName(name); err != nil {
+		return nil, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.started(); err != nil {
 		return nil, err
 	}
+	key := l.catalogKey(name)
 	w := newWatcher(ctx, l.catalog, key)
 	l.catalog.subscribe(key, w)
 	l.wg.Add(1)

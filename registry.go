@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -80,7 +77,7 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 		includeNotReady: o.includeNotReady,
 		pod:             pod,
 		logger:          o.logger,
-		life:            newLifecycle("pods", "pods", o.logger),
+		life:            newLifecycle("pods", "pods", namespaces, o.logger),
 		problems:        newProblemLog(o.logger),
 		self:            newSelfObserver(),
 	}
@@ -95,14 +92,10 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 }
 
 // multiNamespace reports whether discovery spans several namespaces.
-func (r *Registry) multiNamespace() bool {
-	return len(r.namespaces) > 1 || r.namespaces[0] == ""
-}
+func (r *Registry) multiNamespace() bool { return r.life.multiNamespace() }
 
 // inScope reports whether discovery covers namespace.
-func (r *Registry) inScope(namespace string) bool {
-	return r.namespaces[0] == "" || slices.Contains(r.namespaces, namespace)
-}
+func (r *Registry) inScope(namespace string) bool { return r.life.inScope(namespace) }
 
 // Start starts the informers over the registered pods in scope, one per namespace, and returns
 // once their caches are synced and every service is published. If the API server refuses a list
@@ -137,26 +130,9 @@ func (r *Registry) started() error { return r.life.started() }
 // GetService returns the ready instances of the named service, sorted by endpoints then ID, or
 // none. The slice and instances are shared with the registry and other callers: treat them as
 // read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.
+// "service.namespace" names one namespace's instances (see WithNamespaces).
 func (r *Registry) GetService(_ context.Context, name string) ([]*ServiceInstance, error) {
-	return r.life.getService(name, r.catalogKey)
-}
-
-// catalogKey is the catalog's key for a name given to GetService or Watch: the name itself, or,
-// when the name is "service.namespace" with a namespace in scope and no service is called the
-// whole name, the key of that namespace's instances (in a one-namespace scope, the service's).
-func (r *Registry) catalogKey(name string) string {
-	i := strings.LastIndexByte(name, '.')
-	if i <= 0 {
-		return name
-	}
-	service, namespace := name[:i], name[i+1:]
-	if !r.inScope(namespace) || len(validation.IsDNS1123Label(namespace)) > 0 || r.catalog.instances(name) != nil {
-		return name
-	}
-	if !r.multiNamespace() {
-		return service
-	}
-	return namespacedKey(service, namespace)
+	return r.life.getService(name)
 }
 
 // Services returns the names of the services that have at least one instance, sorted.
@@ -170,8 +146,5 @@ func (r *Registry) Services(context.Context) ([]string, error) {
 // Watch returns a Watcher over the ready instances of the named service. It ends when ctx is
 // canceled, when Stop is called or when the registry is closed.
 func (r *Registry) Watch(ctx context.Context, name string) (Watcher, error) {
-	if err := validServiceName(name); err != nil {
-		return nil, err
-	}
-	return r.life.watch(ctx, r.catalogKey(name))
+	return r.life.watch(ctx, name)
 }
