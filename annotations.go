@@ -144,11 +144,21 @@ func encodeRegistration(s *ServiceInstance) (*registration, error) {
 			params[strconv.Itoa(int(p.port))] = p.query
 		}
 	}
+	// Discovery reads these annotations up to maxProtocolsSize: refuse here what it would refuse.
+	protocolsJSON, paramsJSON := mustMarshal(protocols), mustMarshal(params)
+	if len(*protocolsJSON) > maxProtocolsSize {
+		return nil, fmt.Errorf("%w: the endpoints' schemes make %d bytes of JSON in annotation %s, more than the %d discovery reads; register fewer ports or shorter schemes",
+			ErrInvalidInstance, len(*protocolsJSON), AnnotationsKeyProtocolMap, maxProtocolsSize)
+	}
+	if len(*paramsJSON) > maxProtocolsSize {
+		return nil, fmt.Errorf("%w: the endpoints' queries make %d bytes of JSON in annotation %s, more than the %d discovery reads; keep large data out of endpoint queries",
+			ErrInvalidInstance, len(*paramsJSON), AnnotationsKeyEndpointParams, maxProtocolsSize)
+	}
 	reg := &registration{
 		labels: map[string]string{LabelsKeyServiceName: s.Name},
 		annotations: map[string]*string{
 			AnnotationsKeyMetadata:       &metadata,
-			AnnotationsKeyProtocolMap:    mustMarshal(protocols),
+			AnnotationsKeyProtocolMap:    protocolsJSON,
 			AnnotationsKeyServiceID:      nil,
 			AnnotationsKeyServiceVersion: nil,
 			AnnotationsKeyEndpointParams: nil,
@@ -163,7 +173,7 @@ func encodeRegistration(s *ServiceInstance) (*registration, error) {
 		reg.annotations[AnnotationsKeyServiceVersion] = &s.Version
 	}
 	if len(params) > 0 {
-		reg.annotations[AnnotationsKeyEndpointParams] = mustMarshal(params)
+		reg.annotations[AnnotationsKeyEndpointParams] = paramsJSON
 	}
 	return reg, nil
 }

@@ -1,6 +1,9 @@
 package kuberegistry
 
 import (
+	"errors"
+	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -106,6 +109,67 @@ func FuzzServiceName(f *testing.F) {
 		theirs := name != "" && len(validation.IsValidLabelValue(name)) == 0
 		if ours != theirs {
 			t.Fatalf("%q: our rule says valid=%v, Kubernetes says %v", name, ours, theirs)
+		}
+	})
+}
+
+// FuzzRegisterIsServedExactly checks the contract between Register and discovery: for any
+// instance, either Register refuses it before any request, or a pod carrying what Register writes
+// is discovered with exactly the registered ID, version, metadata, and endpoints (scheme, port,
+// query; discovery may only mark an endpoint secure).
+func FuzzRegisterIsServedExactly(f *testing.F) {
+	f.Add(uint8(1), "grpc", strings.Repeat("q", 17<<10), "zone", "a", uint16(0)) // a 17 KiB query
+	f.Add(uint8(64), "grpc", strings.Repeat("q", 300), "zone", "a", uint16(0))   // 64 ports × 300 bytes
+	f.Add(uint8(1), strings.Repeat("s", 17<<10), "", "zone", "a", uint16(0))     // a 17 KiB scheme
+	f.Add(uint8(3), "http", "a=b", strings.Repeat("k", 300), "v", uint16(120))   // large metadata
+	f.Add(uint8(0), "", "", "", "", uint16(0))
+	f.Fuzz(func(t *testing.T, ports uint8, scheme, query, key, value string, copies uint16) {
+		in := &ServiceInstance{ID: "cart-0", Name: "cart", Version: "v1", Metadata: map[string]string{}}
+		for i := range int(copies % 300) {
+			in.Metadata[fmt.Sprint(key, i)] = value
+		}
+		for i := range int(ports % 80) {
+			e := fmt.Sprintf("%s://10.0.0.1:%d", scheme, 1000+i)
+			if query != "" {
+				e += "?" + query
+			}
+			in.Endpoints = append(in.Endpoints, e)
+		}
+		reg, err := encodeRegistration(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInstance) {
+				t.Fatalf("Register refused with %v, not ErrInvalidInstance", err)
+			}
+			return
+		}
+		spec := podSpec{name: "cart-0", labels: reg.labels, annotations: map[string]string{}}
+		for k, v := range reg.annotations {
+			if v != nil {
+				spec.annotations[k] = *v
+			}
+		}
+		got := translatePod(newPod(spec))
+		if got.problem != "" || got.instance == nil {
+			t.Fatalf("Register accepted %d endpoints (scheme %d bytes, query %d bytes) and %d metadata bytes; discovery refused them: %s",
+				len(in.Endpoints), len(scheme), len(query), len(*reg.annotations[AnnotationsKeyMetadata]), got.problem)
+		}
+		d := got.instance
+		if d.ID != in.ID || d.Version != in.Version || !maps.Equal(d.Metadata, in.Metadata) {
+			t.Fatalf("registered %+v, discovered %+v", in, d)
+		}
+		want := make(map[string]bool, len(in.Endpoints))
+		for _, e := range in.Endpoints {
+			want[strings.ToLower(e)] = true
+		}
+		if len(d.Endpoints) != len(want) {
+			t.Fatalf("registered %d endpoints, discovered %d", len(want), len(d.Endpoints))
+		}
+		for _, e := range d.Endpoints {
+			plain := strings.TrimSuffix(strings.TrimSuffix(e, "isSecure=true"), "?")
+			plain = strings.TrimSuffix(plain, "&")
+			if !want[strings.ToLower(e)] && !want[strings.ToLower(plain)] {
+				t.Fatalf("discovered %q, which was not registered", e)
+			}
 		}
 	})
 }
