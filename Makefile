@@ -7,9 +7,9 @@ MODULES := $(shell find . -name go.mod -not -path './hack/*' -printf '%h\n' | so
 # The modules whose tests need the local control plane.
 INTEGRATION := ./test/integration
 
-.PHONY: test fmt vet unit control-plane integration bench
+.PHONY: test fmt vet lint modules unit control-plane integration bench
 
-test: fmt vet unit integration
+test: fmt vet lint modules unit integration
 
 fmt:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -17,6 +17,18 @@ fmt:
 
 vet:
 	@set -e; for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...); done
+
+# staticcheck, at the version pinned in hack/lint, on every module. The binary is rebuilt from the
+# Go build cache each run (instant when warm) into .bin/, which git ignores.
+STATICCHECK := $(CURDIR)/.bin/staticcheck
+lint:
+	@cd hack/lint && $(GO) build -o $(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
+	@set -e; for m in $(MODULES); do echo "staticcheck $$m"; (cd $$m && $(STATICCHECK) ./...); done
+
+# Every nested module requires the library (and contrib modules) at the version released with it,
+# the newest in CHANGELOG.md: tags move in lockstep (see the README's Versioning).
+modules:
+	@hack/check-module-versions.sh
 
 # Unit tests of every module; the integration module skips here and runs below with the binaries.
 unit:

@@ -191,9 +191,6 @@ func (d *EndpointSliceDiscovery) Close() error {
 	return nil
 }
 
-// started reports why discovery cannot serve yet, if it cannot.
-func (d *EndpointSliceDiscovery) started() error { return d.life.started() }
-
 // GetService returns the served instances of the named Service, sorted by endpoints then ID, or
 // none. The slice and instances are shared with the discovery and other callers: treat them as
 // read-only (Clone gives a copy). It reads a prebuilt snapshot: no request, no scan, no allocation.

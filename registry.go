@@ -17,7 +17,6 @@ type Registry struct {
 	pods            podsAPI         // how the informers list and watch pods
 	namespaces      []string        // discovery scope, one informer each; [""] is all namespaces
 	selector        labels.Selector // the pods listed: registered ones, and the user's filter
-	userSelector    labels.Selector // the user's filter alone; nil: none
 	translation     translation     // how pods become instances
 	includeNotReady bool            // serve live pods whatever their readiness
 	pod             podIdentity     // the pod Register patches; may be unknown
@@ -72,7 +71,6 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 		client:          client,
 		namespaces:      namespaces,
 		selector:        selector,
-		userSelector:    o.selector,
 		translation:     o.translation,
 		includeNotReady: o.includeNotReady,
 		pod:             pod,

@@ -59,10 +59,14 @@ func BenchmarkServiceUpdate(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				store[keyOf(ready)] = entries[i%2]
 				snapshot = append([]*ServiceInstance(nil), snapshot...)
+				snapshotSink = snapshot // kept, as a reader would keep it
 			}
 		})
 	}
 }
+
+// snapshotSink keeps the limit's copies alive, so that the compiler cannot drop them.
+var snapshotSink []*ServiceInstance
 
 // bigService returns a flushed handler holding one service of n ready pods, and those pods.
 func bigService(b *testing.B, n int) (*podEvents, map[podKey]*podEntry) {

@@ -1,12 +1,12 @@
 module github.com/kuberegistry/kuberegistry/contrib/grpc
 
-go 1.26.8
+go 1.26.0
 
 // Always build the adapter against the library in this work tree.
 replace github.com/kuberegistry/kuberegistry => ../..
 
 require (
-	github.com/kuberegistry/kuberegistry v0.0.0
+	github.com/kuberegistry/kuberegistry v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0

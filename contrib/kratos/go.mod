@@ -1,13 +1,13 @@
 module github.com/kuberegistry/kuberegistry/contrib/kratos
 
-go 1.26.8
+go 1.26.0
 
 // Always build the adapter against the library in this work tree.
 replace github.com/kuberegistry/kuberegistry => ../..
 
 require (
 	github.com/go-kratos/kratos/v2 v2.8.3
-	github.com/kuberegistry/kuberegistry v0.0.0
+	github.com/kuberegistry/kuberegistry v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	k8s.io/api v0.37.2

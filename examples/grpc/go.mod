@@ -1,6 +1,6 @@
 module github.com/kuberegistry/kuberegistry/examples/grpc
 
-go 1.26.8
+go 1.26.0
 
 // Always build the example against the library and the adapter in this work tree.
 replace (
@@ -9,8 +9,8 @@ replace (
 )
 
 require (
-	github.com/kuberegistry/kuberegistry v0.0.0
-	github.com/kuberegistry/kuberegistry/contrib/grpc v0.0.0
+	github.com/kuberegistry/kuberegistry v0.1.0
+	github.com/kuberegistry/kuberegistry/contrib/grpc v0.1.0
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

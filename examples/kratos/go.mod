@@ -1,6 +1,6 @@
 module github.com/kuberegistry/kuberegistry/examples/kratos
 
-go 1.26.8
+go 1.26.0
 
 // Always build the example against the library and the adapter in this work tree.
 replace (
@@ -10,8 +10,8 @@ replace (
 
 require (
 	github.com/go-kratos/kratos/v2 v2.8.3
-	github.com/kuberegistry/kuberegistry v0.0.0
-	github.com/kuberegistry/kuberegistry/contrib/kratos v0.0.0
+	github.com/kuberegistry/kuberegistry v0.1.0
+	github.com/kuberegistry/kuberegistry/contrib/kratos v0.1.0
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

@@ -3,7 +3,7 @@
 // dependencies out of the library's go.mod.
 module github.com/kuberegistry/kuberegistry/test/integration
 
-go 1.26.8
+go 1.26.0
 
 // Always test the library and its adapters in this work tree.
 replace (
@@ -15,8 +15,8 @@ replace (
 require (
 	github.com/go-kratos/kratos/v2 v2.8.3
 	github.com/go-logr/logr v1.4.4
-	github.com/kuberegistry/kuberegistry/contrib/grpc v0.0.0
-	github.com/kuberegistry/kuberegistry/contrib/kratos v0.0.0
+	github.com/kuberegistry/kuberegistry/contrib/grpc v0.1.0
+	github.com/kuberegistry/kuberegistry/contrib/kratos v0.1.0
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -62,7 +62,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/kuberegistry/kuberegistry v0.0.0
+	github.com/kuberegistry/kuberegistry v0.1.0
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
