@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -223,6 +224,23 @@ func inject(client *fake.Clientset) *injector {
 	return in
 }
 
+// awaitWatch waits until a watch is open: an informer reports synced once it has listed, and
+// only then watches, so an update injected before would be lost.
+func (in *injector) awaitWatch(tb testing.TB) {
+	tb.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		in.mu.Lock()
+		open := slices.ContainsFunc(in.watchers, func(w *watch.FakeWatcher) bool { return !w.IsStopped() })
+		in.mu.Unlock()
+		if open {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("no informer watched within a minute")
+		}
+	}
+}
+
 // modify delivers an update to every open watch.
 func (in *injector) modify(pod *corev1.Pod) {
 	in.mu.Lock()
@@ -234,105 +252,145 @@ func (in *injector) modify(pod *corev1.Pod) {
 	}
 }
 
+// podFlips flips the readiness of the first registered pods of a fleet on the fake clientset, one
+// at a time, through the watch of every informer.
+type podFlips struct {
+	s       workload.Scenario
+	client  *fake.Clientset
+	events  *injector
+	flipped [][2]*corev1.Pod // the ring of flipped pods, prebuilt, each in both states
+}
+
+// newPodFlips fills a fake clientset with the fleet of s, whose pods 0..ring-1 will flip.
+func newPodFlips(b *testing.B, s workload.Scenario, ring int) *podFlips {
+	f := &podFlips{s: s, client: fleet(b, s), flipped: make([][2]*corev1.Pod, ring)}
+	f.events = inject(f.client)
+	for i := range ring {
+		for state := range 2 {
+			f.flipped[i][state] = s.Pod(namespace, i)
+			workload.SetStatus(f.flipped[i][state], i, state == 1)
+			f.flipped[i][state].ResourceVersion = "1"
+		}
+	}
+	return f
+}
+
+// run flips pods one by one; wait blocks until the change to a service has been delivered. It
+// reports the CPU the process spent per update as "cpu-ns/op".
+func (f *podFlips) run(b *testing.B, wait func(svc int) bool) {
+	ring := len(f.flipped)
+	f.events.awaitWatch(b) // the previous variants' watches are stopped: this one is the variant's
+	i := 0
+	start := cpuTime()
+	for b.Loop() {
+		p := i % ring
+		ready := (i/ring)%2 == 1 // the first pass takes every pod of the ring down
+		f.events.modify(f.flipped[p][btoi(ready)])
+		if !wait(f.s.ServiceOf(p)) {
+			b.Fatal("the update was not delivered within a minute")
+		}
+		i++
+	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	// Leave every pod as it was, so that the next variant starts from the listed state.
+	for j := i; (j/ring)%2 == 1 || j%ring != 0; j++ {
+		p := j % ring
+		f.events.modify(f.flipped[p][btoi((j/ring)%2 == 1)])
+		wait(f.s.ServiceOf(p))
+	}
+}
+
+// watchOurs opens perService watchers on each named service, each consumed by a goroutine blocked
+// in Next, and returns the signals they send after each Next (by service index, then watcher),
+// and a func that closes the registry and waits for them.
+func watchOurs(b *testing.B, reg *kuberegistry.Registry, names []string, perService int) (signals [][]chan struct{}, closeAll func()) {
+	var wg sync.WaitGroup
+	signals = make([][]chan struct{}, len(names))
+	for i, name := range names {
+		for range perService {
+			signal := make(chan struct{}, 1)
+			signals[i] = append(signals[i], signal)
+			w, err := reg.Watch(context.Background(), name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Next(); err != nil {
+				b.Fatal(err)
+			}
+			wg.Go(func() {
+				for {
+					if _, err := w.Next(); err != nil {
+						return
+					}
+					signal <- struct{}{}
+				}
+			})
+		}
+	}
+	return signals, func() {
+		_ = reg.Close()
+		wg.Wait()
+	}
+}
+
+// receiveAll receives once from each signal, for a minute at most each.
+func receiveAll(signals []chan struct{}) bool {
+	for _, signal := range signals {
+		if !receive(signal) {
+			return false
+		}
+	}
+	return true
+}
+
 // BenchmarkPodUpdate: a registered pod flips readiness and the change is delivered, with one watcher
 // open on every service. ns/op is the time from the watch event to its delivery (to the watcher
 // of the pod's service, or to the bare handler for the limit); "cpu-ns/op" is the CPU the process
-// spent per update.
+// spent per update. The instances=… variants (service_size_bench_test.go) do the same in a fleet
+// of one service of that size.
 func BenchmarkPodUpdate(b *testing.B) {
 	for _, s := range scenarios {
-		client := fleet(b, s)
-		events := inject(client)
-		// Updated pods, prebuilt: a ring of pods, each in both states.
-		ring := min(s.Registered, 1000)
-		flipped := make([][2]*corev1.Pod, ring)
-		for i := range ring {
-			for state := range 2 {
-				flipped[i][state] = s.Pod(namespace, i)
-				workload.SetStatus(flipped[i][state], i, state == 1)
-				flipped[i][state].ResourceVersion = "1"
-			}
-		}
-		// run flips pods one by one; wait blocks until the change to a service has been delivered.
-		run := func(b *testing.B, wait func(svc int) bool) {
-			i := 0
-			start := cpuTime()
-			for b.Loop() {
-				p := i % ring
-				ready := (i/ring)%2 == 1 // the first pass takes every pod of the ring down
-				events.modify(flipped[p][btoi(ready)])
-				if !wait(s.ServiceOf(p)) {
-					b.Fatal("the update was not delivered within a minute")
-				}
-				i++
-			}
-			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-			// Leave every pod as it was, so that the next variant starts from the listed state.
-			for j := i; (j/ring)%2 == 1 || j%ring != 0; j++ {
-				p := j % ring
-				events.modify(flipped[p][btoi((j/ring)%2 == 1)])
-				wait(s.ServiceOf(p))
-			}
-		}
-		b.Run(scenarioName(s)+"/naive", func(b *testing.B) {
-			reg := startNaive(b, client)
-			defer reg.Close()
-			watchers := make([]*naive.Watcher, s.Services)
-			for i := range s.Services {
-				w, err := reg.Watch(serviceNames[i])
-				if err != nil {
-					b.Fatal(err)
-				}
-				watchers[i] = w
-				defer w.Stop()
-			}
-			run(b, func(svc int) bool { return receive(watchers[svc].Updates()) })
-		})
-		b.Run(scenarioName(s)+"/ours", func(b *testing.B) {
-			reg := startOurs(b, client)
-			signals := make([]chan struct{}, s.Services)
-			var wg sync.WaitGroup
-			for i := range s.Services {
-				signals[i] = make(chan struct{}, 1)
-				w, err := reg.Watch(context.Background(), serviceNames[i])
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := w.Next(); err != nil {
-					b.Fatal(err)
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						if _, err := w.Next(); err != nil {
-							return
-						}
-						signals[i] <- struct{}{}
+		b.Run(scenarioName(s), func(b *testing.B) {
+			flips := newPodFlips(b, s, min(s.Registered, 1000))
+			b.Run("naive", func(b *testing.B) {
+				reg := startNaive(b, flips.client)
+				defer reg.Close()
+				watchers := make([]*naive.Watcher, s.Services)
+				for i := range s.Services {
+					w, err := reg.Watch(serviceNames[i])
+					if err != nil {
+						b.Fatal(err)
 					}
-				}()
-			}
-			defer func() {
-				_ = reg.Close()
-				wg.Wait()
-			}()
-			run(b, func(svc int) bool { return receive(signals[svc]) })
-		})
-		b.Run(scenarioName(s)+"/limit", func(b *testing.B) {
-			factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
-			informer := factory.Core().V1().Pods().Informer()
-			received := make(chan struct{}, 1)
-			_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-				UpdateFunc: func(_, _ any) { received <- struct{}{} },
+					watchers[i] = w
+					defer w.Stop()
+				}
+				flips.run(b, func(svc int) bool { return receive(watchers[svc].Updates()) })
 			})
-			ctx, cancel := context.WithCancel(context.Background())
-			factory.Start(ctx.Done())
-			factory.WaitForCacheSync(ctx.Done())
-			defer func() {
-				cancel()
-				factory.Shutdown()
-			}()
-			run(b, func(int) bool { return receive(received) })
+			b.Run("ours", func(b *testing.B) {
+				signals, closeAll := watchOurs(b, startOurs(b, flips.client), serviceNames[:s.Services], 1)
+				defer closeAll()
+				flips.run(b, func(svc int) bool { return receive(signals[svc][0]) })
+			})
+			b.Run("limit", func(b *testing.B) {
+				factory := informers.NewSharedInformerFactoryWithOptions(flips.client, 0, informers.WithNamespace(namespace))
+				informer := factory.Core().V1().Pods().Informer()
+				received := make(chan struct{}, 1)
+				_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+					UpdateFunc: func(_, _ any) { received <- struct{}{} },
+				})
+				ctx, cancel := context.WithCancel(context.Background())
+				factory.Start(ctx.Done())
+				factory.WaitForCacheSync(ctx.Done())
+				defer func() {
+					cancel()
+					factory.Shutdown()
+				}()
+				flips.run(b, func(int) bool { return receive(received) })
+			})
 		})
+	}
+	for _, n := range updateSizes {
+		b.Run(instancesName(n), func(b *testing.B) { podUpdateInOneService(b, n) })
 	}
 }
 

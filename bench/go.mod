@@ -3,13 +3,13 @@
 // own keeps envtest and the baseline out of the library's go.mod.
 module github.com/kuberegistry/kuberegistry/bench
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/kuberegistry/kuberegistry => ../
 
 require (
 	github.com/go-logr/logr v1.4.3
-	github.com/kuberegistry/kuberegistry v0.0.0-00010101000000-000000000000
+	github.com/kuberegistry/kuberegistry v0.1.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -24,7 +25,8 @@ type chartData struct {
 	title   string
 	caption string // a line under the panels
 	xLabel  string
-	sizes   []int // pods
+	unit    string // what the sizes count, in tooltips
+	sizes   []int
 	panels  []chartPanel
 }
 
@@ -60,7 +62,7 @@ func renderSVG(w io.Writer, d chartData) error {
 		chartWidth, chartHeight, chartWidth, chartHeight, chartFont)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", chartWidth, chartHeight)
 	fmt.Fprintf(&b, `<text x="%d" y="26" text-anchor="middle" font-size="17" font-weight="bold">%s</text>`+"\n", chartWidth/2, esc(d.title))
-	renderLegend(&b)
+	renderLegend(&b, d)
 	for p, panel := range d.panels {
 		renderPanel(&b, d, panel, float64(p*panelWidth))
 	}
@@ -72,10 +74,20 @@ func renderSVG(w io.Writer, d chartData) error {
 	return err
 }
 
-func renderLegend(b *bytes.Buffer) {
+// renderLegend names the designs that have a value in some panel.
+func renderLegend(b *bytes.Buffer, d chartData) {
 	const itemWidth = 200
-	x := float64(chartWidth-itemWidth*len(seriesStyle)) / 2
-	for _, s := range seriesStyle {
+	var shown []int
+	for s := range seriesStyle {
+		if slices.ContainsFunc(d.panels, func(p chartPanel) bool {
+			return slices.ContainsFunc(p.values[s], func(v float64) bool { return v > 0 })
+		}) {
+			shown = append(shown, s)
+		}
+	}
+	x := float64(chartWidth-itemWidth*len(shown)) / 2
+	for _, i := range shown {
+		s := seriesStyle[i]
 		fmt.Fprintf(b, `<line x1="%.1f" y1="50" x2="%.1f" y2="50" stroke="%s" stroke-width="2.5"%s/>`+"\n", x, x+30, s.color, dashAttr(s.dash))
 		fmt.Fprintf(b, `<circle cx="%.1f" cy="50" r="%.1f" fill="%s"/>`+"\n", x+15, markerRadius, s.color)
 		fmt.Fprintf(b, `<text x="%.1f" y="54">%s</text>`+"\n", x+38, esc(s.name))
@@ -140,8 +152,11 @@ func renderPanel(b *bytes.Buffer, d chartData, panel chartPanel, offset float64)
 			}
 			px, py := x(d.sizes[i]), y(v)
 			points = append(points, fmt.Sprintf("%.1f,%.1f", px, py))
-			fmt.Fprintf(&markers, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"><title>%s, %s pods: %s</title></circle>`+"\n",
-				px, py, markerRadius, style.color, esc(style.name), esc(formatPods(d.sizes[i])), esc(panel.format(v)))
+			fmt.Fprintf(&markers, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"><title>%s, %s %s: %s</title></circle>`+"\n",
+				px, py, markerRadius, style.color, esc(style.name), esc(formatPods(d.sizes[i])), esc(d.unit), esc(panel.format(v)))
+		}
+		if len(points) == 0 {
+			continue
 		}
 		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`+"\n",
 			strings.Join(points, " "), style.color, dashAttr(style.dash))
@@ -178,6 +193,7 @@ func writeChart(path string, sizes []int, points map[int]syncResult, c *cluster)
 		title:   "kuberegistry against a naive registry and the limit, on a real kube-apiserver",
 		caption: "limit: a map of prebuilt slices (GetService); the bytes of the strings returned (memory) · " + machine(c),
 		xLabel:  "pods in the namespace (half registered, 10 per service)",
+		unit:    "pods",
 		sizes:   sizes,
 		panels: []chartPanel{
 			{title: "GetService latency", yLabel: "time per call (log scale)", format: formatNanos},
@@ -195,6 +211,11 @@ func writeChart(path string, sizes []int, points map[int]syncResult, c *cluster)
 			d.panels[1].values[design] = append(d.panels[1].values[design], memory)
 		}
 	}
+	return writeSVG(path, d)
+}
+
+// writeSVG renders d into the file at path, creating its directory.
+func writeSVG(path string, d chartData) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

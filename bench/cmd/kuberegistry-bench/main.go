@@ -2,10 +2,12 @@
 // against the limit — the least any design must do — on a real kube-apiserver: the local control
 // plane it starts with envtest, or the cluster of a kubeconfig. It creates the scenario's pods in
 // a namespace of its own, measures, deletes them, and prints one Markdown table on stdout;
-// progress goes to stderr.
+// progress goes to stderr. With -service-sizes or -spread, it measures the service-size series
+// instead (service_size.go).
 //
 //	go run ./cmd/kuberegistry-bench -svg ../docs/benchmarks.svg
 //	go run ./cmd/kuberegistry-bench -pods 2000 -registered 1000 -services 100 -chart=false
+//	go run ./cmd/kuberegistry-bench -service-sizes 1000,3000,10000 -spread 100x100 -service-size-svg ../docs/service-size.svg
 //
 // Against a real cluster (-kubeconfig), the pods carry a scheduling gate, so that no node runs them.
 package main
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -45,6 +48,11 @@ type flags struct {
 	svg        string
 	out        string
 	timeout    time.Duration
+
+	// The service-size series, run instead of the main scenario when it has points.
+	sizePoints      []sizePoint
+	serviceWatchers int
+	serviceSizeSVG  string
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -70,6 +78,10 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.svg, "svg", "", "where to write the chart (default: docs/benchmarks.svg of the repository)")
 	fs.StringVar(&f.out, "out", "", "also write the Markdown table to this file")
 	fs.DurationVar(&f.timeout, "timeout", time.Hour, "give up after this long")
+	serviceSizes := fs.String("service-sizes", "", "measure the service-size series instead of the main scenario, at these points: N is one service of N instances, SxI is S services of I instances (e.g. 1000,3000,10000)")
+	spread := fs.String("spread", "", "more points of the service-size series, as -service-sizes takes them (e.g. 100x100)")
+	fs.IntVar(&f.serviceWatchers, "service-watchers", 10, "watchers of the measured service in the service-size series")
+	fs.StringVar(&f.serviceSizeSVG, "service-size-svg", "", "where to write the chart of the service-size series (needs two one-service points; default: no chart)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -95,7 +107,20 @@ func parseFlags(args []string) (*flags, error) {
 	if f.updates < 1 || f.latencyUpdates < 1 || f.runs < 1 || f.rounds < 1 || f.bursts < 0 {
 		errs = append(errs, errors.New("-updates, -latency-updates, -runs and -rounds must be at least 1, -bursts at least 0"))
 	}
-	if f.chart {
+	for _, list := range []string{*serviceSizes, *spread} {
+		points, err := parsePoints(list)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		f.sizePoints = append(f.sizePoints, points...)
+	}
+	if f.serviceWatchers < 1 {
+		errs = append(errs, errors.New("-service-watchers must be at least 1"))
+	}
+	if f.serviceSizeSVG != "" && len(chartPoints(f.sizePoints)) < 2 {
+		errs = append(errs, errors.New("-service-size-svg needs at least two one-service points in -service-sizes"))
+	}
+	if f.chart && len(f.sizePoints) == 0 {
 		for _, field := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(field))
 			if err != nil || n < 20 || n%20 != 0 {
@@ -180,6 +205,13 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
+	if len(f.sizePoints) > 0 {
+		if err := runServiceSizes(ctx, c, admin, f); err != nil {
+			return err
+		}
+		logf("done in %s", time.Since(began).Round(time.Second))
+		return nil
+	}
 	s := f.scenario()
 	res := results{chartPoints: make(map[int]syncResult)}
 	logf("scenario: %d pods, %d registered in %d services, %d watchers; kube-apiserver %s at %s",
@@ -215,24 +247,30 @@ func run(ctx context.Context, f *flags) error {
 	}
 
 	r := buildReport(f, c, res)
-	if err := renderMarkdown(os.Stdout, r); err != nil {
+	if err := output(f, func(w io.Writer) error { return renderMarkdown(w, r) }); err != nil {
 		return err
-	}
-	if f.out != "" {
-		out, err := os.Create(f.out)
-		if err != nil {
-			return err
-		}
-		if err := renderMarkdown(out, r); err != nil {
-			_ = out.Close()
-			return err
-		}
-		if err := out.Close(); err != nil {
-			return err
-		}
 	}
 	logf("done in %s", time.Since(began).Round(time.Second))
 	return nil
+}
+
+// output writes a table with render on stdout and, with -out, to that file.
+func output(f *flags, render func(io.Writer) error) error {
+	if err := render(os.Stdout); err != nil {
+		return err
+	}
+	if f.out == "" {
+		return nil
+	}
+	out, err := os.Create(f.out)
+	if err != nil {
+		return err
+	}
+	if err := render(out); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // mainFleetServes reports whether the main fleet gives the chart's point at size: the main
@@ -305,7 +343,7 @@ func measureMain(ctx context.Context, c *cluster, admin kubernetes.Interface, ns
 			return err
 		}
 	}
-	if res.latency[ours], res.latency[limit], err = measureLatency(ctx, c, ns, state, f.watchers, f.latencyUpdates); err != nil {
+	if res.latency[ours], res.latency[limit], err = measureLatency(ctx, c, ns, state, f.watchers, 0, f.latencyUpdates); err != nil {
 		return err
 	}
 	if f.double {

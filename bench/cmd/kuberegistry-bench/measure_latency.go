@@ -14,15 +14,17 @@ type latencyResult [3][]time.Duration
 // pod's readiness, written from this process, to the moment kuberegistry's watcher returns the
 // new set from Next, and to the moment the limit — a bare informer handler, protobuf, same
 // selector — receives the change. Both run at the same time, so that they see the same changes
-// under the same conditions; kuberegistry has one watcher per watched service.
-func measureLatency(ctx context.Context, c *cluster, namespace string, state *fleetState, watched, updates int) (oursLatency, limitLatency []time.Duration, err error) {
-	logf("change to Next latency: starting kuberegistry with %d watchers and the bare handler", watched)
-	oursR, err := openOurs(ctx, c, namespace, serviceNames(state.s.Services)[:watched])
+// under the same conditions. The watched services each have perService watchers (see cpuRun):
+// a change has arrived once the last of them has it.
+func measureLatency(ctx context.Context, c *cluster, namespace string, state *fleetState, watched, perService, updates int) (oursLatency, limitLatency []time.Duration, err error) {
+	logf("change to Next latency: starting kuberegistry with %d watchers and the bare handler", watched*max(perService, 1))
+	names := serviceNames(state.s.Services)[:watched]
+	oursR, err := openOurs(ctx, c, namespace, names, perService)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer oursR.close()
-	bare, err := openBare(ctx, c, namespace, state.s.Registered)
+	bare, err := openBare(ctx, c, namespace, state.s.Registered, names, perService)
 	if err != nil {
 		return nil, nil, err
 	}

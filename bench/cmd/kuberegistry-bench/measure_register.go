@@ -95,7 +95,7 @@ func measureRegister(ctx context.Context, c *cluster, namespace string) (registe
 	res.idle = log.take()
 	_ = idle.Close()
 	if err != nil {
-		return res, fmt.Errorf("Register: %w", err)
+		return res, fmt.Errorf("calling Register: %w", err)
 	}
 
 	started, err := kuberegistry.NewForConfig(cfg, opts...)
@@ -112,7 +112,7 @@ func measureRegister(ctx context.Context, c *cluster, namespace string) (registe
 	err = started.Register(ctx, changed)
 	res.started = log.take()
 	if err != nil {
-		return res, fmt.Errorf("Register on a started registry: %w", err)
+		return res, fmt.Errorf("calling Register on a started registry: %w", err)
 	}
 	logf("Register: %d request(s) %v; on a started registry: %d request(s) %v", len(res.idle), res.idle, len(res.started), res.started)
 	return res, nil

@@ -102,27 +102,9 @@ func syncNaive(ctx context.Context, c *cluster, namespace string, names []string
 	}
 	reg := naive.New(client, namespace)
 	defer reg.Close()
-	// naive.Start polls for the sync every 100ms (cache.WaitForCacheSync); the poll here, every
-	// millisecond, times the sync itself, so that the baseline is not charged for its poll.
-	synced := make(chan time.Time, 1)
-	stopPoll := make(chan struct{})
-	defer close(stopPoll)
+	synced, stopPoll := pollSynced(reg.Informer().HasSynced)
+	defer stopPoll()
 	start := time.Now()
-	go func() {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopPoll:
-				return
-			case <-tick.C:
-				if reg.Informer().HasSynced() {
-					synced <- time.Now()
-					return
-				}
-			}
-		}
-	}()
 	if err := reg.Start(ctx); err != nil {
 		return 0, 0, lookup, 0, fmt.Errorf("starting the naive registry: %w", err)
 	}
@@ -144,6 +126,31 @@ func syncNaive(ctx context.Context, c *cluster, namespace string, names []string
 	})
 	runtime.KeepAlive(reg)
 	return took, held, lookup, found, nil
+}
+
+// pollSynced polls hasSynced every millisecond until it holds, and sends the time it first did on
+// synced; stop ends the polling. naive.Start polls for the sync every 100ms
+// (cache.WaitForCacheSync); this poll times the sync itself, so that no design is charged for
+// its own poll.
+func pollSynced(hasSynced func() bool) (synced <-chan time.Time, stop func()) {
+	at := make(chan time.Time, 1)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if hasSynced() {
+					at <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	return at, func() { close(done) }
 }
 
 // syncOurs starts a kuberegistry Registry and returns how long Start took, the heap it holds, and

@@ -58,15 +58,17 @@ func updatePlan(s workload.Scenario, watched, n int) []int {
 const warmUpdates = 20
 
 // cpuResult is the CPU time per update of baseline, ours and limit, with the updates written one
-// at a time and in bursts; zero where not measured.
+// at a time and in bursts, and the time each took to sync at the start of its sessions; zero
+// where not measured.
 type cpuResult struct {
 	sequential [3]time.Duration
 	burst      [3]time.Duration
+	sync       [3]time.Duration
 }
 
 // cpuRun describes one CPU measurement.
 type cpuRun struct {
-	watched int // watchers open, on services 0..watched-1; the updates go to their pods
+	watched int // services watched, 0..watched-1; the updates go to their pods
 	updates int // updates written one at a time, per session
 	bursts  int // bursts of one update per watched service, per session; 0 for none
 	// rounds is how many sessions kuberegistry and the limit each have, alternately; the median
@@ -77,6 +79,10 @@ type cpuRun struct {
 	// then, if set, is called with each design's receiver after its first session, before it
 	// closes.
 	then func(design int, r receiver) error
+	// perService is how many watchers each watched service has; the bare handler then signals
+	// that many goroutines, as kuberegistry wakes that many Next. 0 is the main table's setup:
+	// one watcher per service, and a bare handler that only notes the pod's name.
+	perService int
 }
 
 // designNames name the designs in progress messages.
@@ -93,15 +99,18 @@ var designNames = [3]string{"naive", "kuberegistry", "bare handler (limit)"}
 //   - in bursts: one pod of each watched service, written by the writer as fast as it can, the
 //     next burst once all its changes have been received.
 //
-// The naive registry and kuberegistry have one watcher open on each of the watched services.
+// The naive registry and kuberegistry have run.perService watchers (at least one) open on each of
+// the watched services. Each session also times its design's start to a synced cache.
 func measureCPU(ctx context.Context, c *cluster, w *writerProc, namespace string, state *fleetState, run cpuRun) (cpuResult, error) {
 	names := serviceNames(state.s.Services)[:run.watched]
 	sequential := batches(updatePlan(state.s, run.watched, warmUpdates+run.updates), 1)
 	burst := batches(updatePlan(state.s, run.watched, run.watched*(1+run.bursts)), run.watched)
 	opens := [3]func() (receiver, error){
-		func() (receiver, error) { return openNaive(ctx, c, namespace, names) },
-		func() (receiver, error) { return openOurs(ctx, c, namespace, names) },
-		func() (receiver, error) { return openBare(ctx, c, namespace, state.s.Registered) },
+		func() (receiver, error) { return openNaive(ctx, c, namespace, names, run.perService) },
+		func() (receiver, error) { return openOurs(ctx, c, namespace, names, run.perService) },
+		func() (receiver, error) {
+			return openBare(ctx, c, namespace, state.s.Registered, names, run.perService)
+		},
 	}
 	var sessions []int
 	if !run.skipBaseline {
@@ -110,19 +119,24 @@ func measureCPU(ctx context.Context, c *cluster, w *writerProc, namespace string
 	for range max(run.rounds, 1) {
 		sessions = append(sessions, ours, limit)
 	}
-	var seq, bursts [3][]time.Duration
+	var seq, bursts, syncs [3][]time.Duration
 	for k, d := range sessions {
-		what := fmt.Sprintf("CPU per update, %d watchers, %d pods, %s", run.watched, state.s.Pods, designNames[d])
+		what := fmt.Sprintf("CPU per update, %d watchers, %d pods, %s", run.watched*max(run.perService, 1), state.s.Pods, designNames[d])
 		logf("%s: starting", what)
 		// Pods written from this process since the writer read them (measureLatency) would each
 		// cost it a conflict and two more requests, spacing the updates out.
 		if err := w.refresh(ctx); err != nil {
 			return cpuResult{}, err
 		}
+		if err := settle(ctx); err != nil { // the last session's end is not billed to this sync
+			return cpuResult{}, err
+		}
 		r, err := opens[d]()
 		if err != nil {
 			return cpuResult{}, err
 		}
+		syncs[d] = append(syncs[d], r.syncTime())
+		logf("%s: synced in %s", what, r.syncTime().Round(time.Millisecond))
 		first := !slices.Contains(sessions[:k], d)
 		err = func() error {
 			defer r.close()
@@ -150,7 +164,7 @@ func measureCPU(ctx context.Context, c *cluster, w *writerProc, namespace string
 	}
 	var res cpuResult
 	for d := range 3 {
-		res.sequential[d], res.burst[d] = median(seq[d]), median(bursts[d])
+		res.sequential[d], res.burst[d], res.sync[d] = median(seq[d]), median(bursts[d]), median(syncs[d])
 	}
 	return res, nil
 }
