@@ -128,7 +128,7 @@ type EndpointSliceDiscovery struct {
 	problems  *sliceProblemLog // used by the informer's handler only
 }
 
-var _ Discovery = (*EndpointSliceDiscovery)(nil)
+var _ Catalog = (*EndpointSliceDiscovery)(nil)
 
 // NewEndpointSliceDiscovery returns an EndpointSliceDiscovery that reads EndpointSlices through
 // client. It checks its input and makes no request: call Start before GetService or Watch. The
@@ -202,6 +202,16 @@ func (d *EndpointSliceDiscovery) GetService(_ context.Context, name string) ([]*
 // Registry.Watch. It ends when ctx is canceled, when Stop is called or when the discovery is closed.
 func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watcher, error) {
 	return d.life.watch(ctx, name)
+}
+
+// Services returns the names of the Services that have at least one served instance, sorted.
+func (d *EndpointSliceDiscovery) Services(context.Context) ([]string, error) { return d.life.services() }
+
+// WatchServices returns a watcher of the whole catalog of Services, with the semantics of
+// Registry.WatchServices. It ends when ctx is canceled, when Stop is called or when the discovery
+// is closed.
+func (d *EndpointSliceDiscovery) WatchServices(ctx context.Context) (ServicesWatcher, error) {
+	return d.life.watchServices(ctx)
 }
 
 // newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services

@@ -37,6 +37,17 @@ type Discovery interface {
 	Watch(ctx context.Context, name string) (Watcher, error)
 }
 
+// Catalog is a Discovery that also lists and watches every service it knows, as a dashboard, a
+// gateway or a tool needs it. Both of this package's sources are catalogs: Registry (registered
+// pods) and EndpointSliceDiscovery (plain Services).
+type Catalog interface {
+	Discovery
+	// Services returns the names of the services that have at least one instance, sorted.
+	Services(ctx context.Context) ([]string, error)
+	// WatchServices returns a watcher of the whole catalog.
+	WatchServices(ctx context.Context) (ServicesWatcher, error)
+}
+
 // Watcher is an iterator over the changing set of a service's ready instances.
 type Watcher interface {
 	// Next returns the current set on its first call, and afterwards blocks until the set differs

@@ -259,6 +259,14 @@ func (l *lifecycle) watch(ctx context.Context, name string) (Watcher, error) {
 	return w, nil
 }
 
+// services returns the names of the services with at least one instance, sorted.
+func (l *lifecycle) services() ([]string, error) {
+	if err := l.started(); err != nil {
+		return nil, err
+	}
+	return l.catalog.names(), nil
+}
+
 // watchServices subscribes a watcher to the whole catalog.
 func (l *lifecycle) watchServices(ctx context.Context) (ServicesWatcher, error) {
 	l.mu.Lock()

@@ -67,3 +67,29 @@ func TestEndpointSliceQualifiedNameInOneNamespace(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, got, "a namespace out of scope is part of the name")
 }
+
+// The Service source is a Catalog too: Services lists the Services with instances (never the
+// internal per-namespace keys), and WatchServices follows them.
+func TestEndpointSliceCatalog(t *testing.T) {
+	pay := newSlice("db-a", "db", httpPorts, endpointAt("10.0.1.1"))
+	pay.Namespace = "pay"
+	f := newSliceFixture(t, []EndpointSliceOption{WithSliceNamespace("")},
+		newSlice("web-a", "web", httpPorts, endpointAt("10.0.0.1")), pay)
+	f.eventually(t, "db", "10.0.1.1 http://10.0.1.1:8080")
+	var catalog Catalog = f.d
+	names, err := catalog.Services(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"db", "web"}, names)
+
+	w, err := catalog.WatchServices(context.Background())
+	require.NoError(t, err)
+	defer w.Stop()
+	first, err := w.Next()
+	require.NoError(t, err)
+	assert.Len(t, first, 2)
+	f.delete(t, "web-a")
+	next, err := w.Next()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.1.1 http://10.0.1.1:8080"}, ids(next["db"]))
+	assert.NotContains(t, next, "web")
+}

@@ -30,7 +30,7 @@ type Registry struct {
 
 var (
 	_ Registrar = (*Registry)(nil)
-	_ Discovery = (*Registry)(nil)
+	_ Catalog   = (*Registry)(nil)
 )
 
 // New returns a Registry that talks to the cluster through client. It checks its input and makes
@@ -134,12 +134,7 @@ func (r *Registry) GetService(_ context.Context, name string) ([]*ServiceInstanc
 }
 
 // Services returns the names of the services that have at least one instance, sorted.
-func (r *Registry) Services(context.Context) ([]string, error) {
-	if err := r.started(); err != nil {
-		return nil, err
-	}
-	return r.catalog.names(), nil
-}
+func (r *Registry) Services(context.Context) ([]string, error) { return r.life.services() }
 
 // Watch returns a Watcher over the ready instances of the named service. It ends when ctx is
 // canceled, when Stop is called or when the registry is closed.
