@@ -205,7 +205,9 @@ func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watche
 }
 
 // Services returns the names of the Services that have at least one served instance, sorted.
-func (d *EndpointSliceDiscovery) Services(context.Context) ([]string, error) { return d.life.services() }
+func (d *EndpointSliceDiscovery) Services(context.Context) ([]string, error) {
+	return d.life.services()
+}
 
 // WatchServices returns a watcher of the whole catalog of Services, with the semantics of
 // Registry.WatchServices. It ends when ctx is canceled, when Stop is called or when the discovery
