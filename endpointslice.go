@@ -156,7 +156,7 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 		client:    client,
 		namespace: namespace,
 		logger:    o.logger,
-		life:      newLifecycle("EndpointSlices", endpointSlicesResource, []string{o.namespace}, o.logger),
+		life:      newLifecycle("EndpointSlices", endpointSlicesResource, []string{namespace}, o.logger),
 		problems:  newSliceProblemLog(o.logger),
 	}
 	d.catalog = d.life.catalog

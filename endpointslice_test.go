@@ -675,6 +675,7 @@ func TestEndpointSliceDefaultNamespace(t *testing.T) {
 			require.NoError(t, err)
 			defer d.Close()
 			assert.Equal(t, tt.want, d.namespace)
+			assert.Equal(t, []string{tt.want}, d.life.namespaces, "the scope names are resolved in")
 		})
 	}
 }
