@@ -3,7 +3,6 @@ package kuberegistry
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -33,58 +31,6 @@ const (
 // endpointSlicesResource names the resource in permission errors, in the resource.group form that
 // `kubectl create role --resource` takes, since EndpointSlices are not in the core group.
 const endpointSlicesResource = "endpointslices.discovery.k8s.io"
-
-// EndpointSliceOption configures an EndpointSliceDiscovery built by NewEndpointSliceDiscovery.
-type EndpointSliceOption interface {
-	apply(*sliceOptions)
-}
-
-type sliceOptionFunc func(*sliceOptions)
-
-func (f sliceOptionFunc) apply(o *sliceOptions) { f(o) }
-
-// sliceOptions holds the settings NewEndpointSliceDiscovery validates; problems found while
-// applying options are kept in errs so that all of them are reported at once.
-type sliceOptions struct {
-	namespace    string // discovery scope; "" means all namespaces
-	namespaceSet bool
-	logger       *slog.Logger
-	env          environment
-	errs         []error
-}
-
-// WithSliceNamespace sets the namespace whose Services are discovered. "" (metav1.NamespaceAll)
-// watches the EndpointSlices of all namespaces, which needs a ClusterRole; GetService and Watch
-// then take "name" for the Services of that name in every namespace together, and
-// "name.namespace" for one namespace's (a Service name holds no '.', so the two never collide).
-// Default: as for the Registry's WithNamespace, the namespace of the pod the process runs in, or
-// "default" when it does not run in a pod.
-func WithSliceNamespace(namespace string) EndpointSliceOption {
-	return sliceOptionFunc(func(o *sliceOptions) {
-		if namespace != "" {
-			if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
-				o.errs = append(o.errs, fmt.Errorf("WithSliceNamespace(%q): %s", namespace, errs[0]))
-			}
-		}
-		o.namespace, o.namespaceSet = namespace, true
-	})
-}
-
-// WithSliceLogger sets the logger for problems found in the cluster, such as an EndpointSlice of
-// addressType FQDN. Default: slog.Default().
-func WithSliceLogger(logger *slog.Logger) EndpointSliceOption {
-	return sliceOptionFunc(func(o *sliceOptions) {
-		if logger == nil {
-			o.errs = append(o.errs, errors.New("WithSliceLogger(nil): pass a logger, or omit the option to use slog.Default()"))
-		}
-		o.logger = logger
-	})
-}
-
-// withSliceEnvironment replaces the process environment the default namespace comes from (tests only).
-func withSliceEnvironment(env environment) EndpointSliceOption {
-	return sliceOptionFunc(func(o *sliceOptions) { o.env = env })
-}
 
 // EndpointSliceDiscovery discovers plain Kubernetes Services, which never call Register, from
 // their discovery.k8s.io/v1 EndpointSlices: the service name is the Service's name (the slices'
@@ -120,12 +66,15 @@ func withSliceEnvironment(env environment) EndpointSliceOption {
 // Slices of addressType FQDN, and other malformed slices, are skipped, with one log line per
 // slice and problem; the Service's other slices are served.
 type EndpointSliceDiscovery struct {
-	client    kubernetes.Interface
-	namespace string // discovery scope; "" is all namespaces
-	logger    *slog.Logger
-	life      *lifecycle
-	catalog   *catalog         // life's
-	problems  *sliceProblemLog // used by the informer's handler only
+	client          kubernetes.Interface
+	namespaces      []string // discovery scope, one informer each; [""] is all namespaces
+	selector        string   // the slices listed: those of a Service, and the user's filter
+	includeNotReady bool     // serve every endpoint, whatever its conditions
+	translation     sliceTranslation
+	logger          *slog.Logger
+	life            *lifecycle
+	catalog         *catalog         // life's
+	problems        *sliceProblemLog // used by the informer's handler only
 }
 
 var _ Catalog = (*EndpointSliceDiscovery)(nil)
@@ -133,31 +82,33 @@ var _ Catalog = (*EndpointSliceDiscovery)(nil)
 // NewEndpointSliceDiscovery returns an EndpointSliceDiscovery that reads EndpointSlices through
 // client. It checks its input and makes no request: call Start before GetService or Watch. The
 // client needs the verbs list and watch on endpointslices in the discovery.k8s.io API group.
-func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSliceOption) (*EndpointSliceDiscovery, error) {
+func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*EndpointSliceDiscovery, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: the Kubernetes client is nil: build one with kubernetes.NewForConfig", ErrInvalidOption)
 	}
-	o := sliceOptions{logger: slog.Default(), env: processEnvironment()}
-	for i, opt := range opts {
-		if opt == nil {
-			o.errs = append(o.errs, fmt.Errorf("option %d is nil", i))
-			continue
-		}
-		opt.apply(&o)
+	o := options{logger: slog.Default(), env: processEnvironment(), translation: defaultTranslation}
+	if err := applyOptions(&o, opts); err != nil {
+		return nil, err
 	}
-	if len(o.errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(o.errs...))
+	if len(o.podOnly) > 0 {
+		return nil, fmt.Errorf("%w: %s: only a Registry takes it (an EndpointSliceDiscovery reads Services' EndpointSlices, not pods, and registers nothing)",
+			ErrInvalidOption, strings.Join(o.podOnly, ", "))
 	}
-	namespace := o.namespace
-	if !o.namespaceSet {
-		namespace = cmp.Or(detectPod(o.env).namespace, "default")
+	// A bare key selects the slices that have the label: those of a Service.
+	selector := discoveryv1.LabelServiceName
+	if o.selector != nil && !o.selector.Empty() {
+		selector += "," + o.selector.String()
 	}
+	namespaces := o.defaultNamespaces(detectPod(o.env))
 	d := &EndpointSliceDiscovery{
-		client:    client,
-		namespace: namespace,
-		logger:    o.logger,
-		life:      newLifecycle("EndpointSlices", endpointSlicesResource, []string{namespace}, o.logger),
-		problems:  newSliceProblemLog(o.logger),
+		client:          client,
+		namespaces:      namespaces,
+		selector:        selector,
+		includeNotReady: o.includeNotReady,
+		translation:     sliceTranslation{securePorts: o.translation.securePorts},
+		logger:          o.logger,
+		life:            newLifecycle("EndpointSlices", endpointSlicesResource, namespaces, o.logger),
+		problems:        newSliceProblemLog(o.logger),
 	}
 	d.catalog = d.life.catalog
 	return d, nil
@@ -169,14 +120,17 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...EndpointSlic
 // ends. A failed Start may be tried again.
 func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
 	return d.life.start(ctx, func() informers {
-		informer := newSliceInformer(d.client, d.namespace)
-		handler := newSliceEvents(d, informer.GetIndexer())
-		return informers{
-			namespaces: []string{d.namespace},
-			informers:  []cache.SharedIndexInformer{informer},
-			handler:    handler,
-			synced:     handler.flush,
+		// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
+		set := informers{namespaces: d.namespaces}
+		var indexers []cache.Indexer
+		for _, ns := range d.namespaces {
+			informer := newSliceInformer(d, ns)
+			set.informers = append(set.informers, informer)
+			indexers = append(indexers, informer.GetIndexer())
 		}
+		handler := newSliceEvents(d, indexers)
+		set.handler, set.synced = handler, handler.flush
+		return set
 	}, func() {
 		// The stopped handler is done with it; a new Start logs every problem again.
 		d.problems = newSliceProblemLog(d.logger)
@@ -218,10 +172,9 @@ func (d *EndpointSliceDiscovery) WatchServices(ctx context.Context) (ServicesWat
 
 // newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services
 // in one namespace (or all), transformed into entries, indexed by Service, with no periodic resync.
-func newSliceInformer(client kubernetes.Interface, namespace string) cache.SharedIndexInformer {
-	api := client.DiscoveryV1().EndpointSlices(namespace)
-	// A bare key selects the slices that have the label: those of a Service.
-	const selector = discoveryv1.LabelServiceName
+func newSliceInformer(d *EndpointSliceDiscovery, namespace string) cache.SharedIndexInformer {
+	api := d.client.DiscoveryV1().EndpointSlices(namespace)
+	selector := d.selector
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
@@ -233,7 +186,7 @@ func newSliceInformer(client kubernetes.Interface, namespace string) cache.Share
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, client),
+		cache.ToListWatcherWithWatchListSemantics(lw, d.client),
 		&discoveryv1.EndpointSlice{},
 		cache.SharedIndexInformerOptions{
 			Indexers:          cache.Indexers{serviceIndex: indexSliceByService},
@@ -241,7 +194,7 @@ func newSliceInformer(client kubernetes.Interface, namespace string) cache.Share
 		},
 	)
 	// Only fails once the informer has started.
-	_ = informer.SetTransform(toSliceEntry)
+	_ = informer.SetTransform(d.translation.toEntry)
 	return informer
 }
 
@@ -260,9 +213,20 @@ func (e *sliceEntry) DeepCopyObject() runtime.Object {
 	return &c
 }
 
-// toSliceEntry is the informer's transform: each slice is translated once, as it arrives. It is
+// sliceTranslation is how slices become endpoints: the settings of the options that apply.
+type sliceTranslation struct {
+	securePorts []int32 // ports whose endpoints are secure
+}
+
+// defaultSliceTranslation is the translation with every option at its default.
+var defaultSliceTranslation = sliceTranslation{securePorts: defaultSecurePorts}
+
+// toSliceEntry is the default translation's transform.
+func toSliceEntry(obj any) (any, error) { return defaultSliceTranslation.toEntry(obj) }
+
+// toEntry is the informer's transform: each slice is translated once, as it arrives. It is
 // idempotent, as transforms must be.
-func toSliceEntry(obj any) (any, error) {
+func (t sliceTranslation) toEntry(obj any) (any, error) {
 	s, ok := obj.(*discoveryv1.EndpointSlice)
 	if !ok {
 		return obj, nil // already an entry, or a tombstone of one
@@ -273,7 +237,7 @@ func toSliceEntry(obj any) (any, error) {
 			Name:            s.Name,
 			ResourceVersion: s.ResourceVersion,
 		},
-		sliceInstances: translateSlice(s),
+		sliceInstances: t.translate(s),
 	}, nil
 }
 
@@ -291,7 +255,7 @@ func indexSliceByService(obj any) ([]string, error) {
 type sliceEvents struct {
 	d        *EndpointSliceDiscovery
 	problems *sliceProblemLog
-	indexer  cache.Indexer
+	indexers []cache.Indexer // one per namespace informer
 
 	// mu guards the fields below. The informer calls the handler from one goroutine, and flush
 	// from Start's.
@@ -302,8 +266,8 @@ type sliceEvents struct {
 	pending   map[string]bool // the Services to publish at flush; nil once flushed
 }
 
-func newSliceEvents(d *EndpointSliceDiscovery, indexer cache.Indexer) *sliceEvents {
-	return &sliceEvents{d: d, problems: d.problems, indexer: indexer,
+func newSliceEvents(d *EndpointSliceDiscovery, indexers []cache.Indexer) *sliceEvents {
+	return &sliceEvents{d: d, problems: d.problems, indexers: indexers,
 		published: make(map[string][]string), pending: make(map[string]bool)}
 }
 
@@ -368,20 +332,19 @@ func (h *sliceEvents) refresh(name string) {
 		h.pending[name] = true
 		return
 	}
-	objs, err := h.indexer.ByIndex(serviceIndex, name)
-	if err != nil {
-		return // only for an unknown index name
-	}
 	byNamespace := make(map[string][]*sliceEntry, 1)
-	for _, o := range objs {
-		if e, ok := o.(*sliceEntry); ok {
-			byNamespace[e.Namespace] = append(byNamespace[e.Namespace], e)
+	for _, indexer := range h.indexers {
+		objs, _ := indexer.ByIndex(serviceIndex, name) // fails only for an unknown index name
+		for _, o := range objs {
+			if e, ok := o.(*sliceEntry); ok {
+				byNamespace[e.Namespace] = append(byNamespace[e.Namespace], e)
+			}
 		}
 	}
 	var all []*ServiceInstance
 	var published []string
 	for ns, entries := range byNamespace {
-		instances := slices.Clip(aggregateSlices(entries)) // len == cap: see below
+		instances := slices.Clip(aggregateSlices(entries, h.d.includeNotReady)) // len == cap: see below
 		if len(instances) == 0 {
 			continue
 		}
@@ -483,7 +446,12 @@ type sliceInstances struct {
 
 // translateSlice turns a slice into its usable endpoints. Malformed data costs only the endpoints
 // it concerns: it comes back as a problem, never as a panic.
-func translateSlice(s *discoveryv1.EndpointSlice) (si sliceInstances) {
+func translateSlice(s *discoveryv1.EndpointSlice) sliceInstances {
+	return defaultSliceTranslation.translate(s)
+}
+
+// translate is translateSlice with this translation's settings.
+func (t sliceTranslation) translate(s *discoveryv1.EndpointSlice) (si sliceInstances) {
 	defer func() {
 		// Defence in depth: a bug here must cost one slice, not the process.
 		if v := recover(); v != nil {
@@ -504,7 +472,7 @@ func translateSlice(s *discoveryv1.EndpointSlice) (si sliceInstances) {
 		si.problem = fmt.Sprintf("addressType %q is not supported: only IPv4 and IPv6 slices are served", s.AddressType)
 		return si
 	}
-	ports := slicePorts(s.Ports)
+	ports := slicePorts(s.Ports, t.securePorts)
 	if len(ports) == 0 {
 		if len(s.Endpoints) > 0 {
 			si.problem = "no port has a number and an appProtocol or a name that gives a URL scheme " +
@@ -555,8 +523,9 @@ func translateSlice(s *discoveryv1.EndpointSlice) (si sliceInstances) {
 	return si
 }
 
-// slicePorts returns the ports of a slice that give an endpoint, each with its scheme, once.
-func slicePorts(ports []discoveryv1.EndpointPort) []portProtocol {
+// slicePorts returns the ports of a slice that give an endpoint, each with its scheme, once. An
+// endpoint of a secure scheme or of one of securePorts is marked secure.
+func slicePorts(ports []discoveryv1.EndpointPort, securePorts []int32) []portProtocol {
 	out := make([]portProtocol, 0, len(ports))
 	for _, p := range ports {
 		if p.Port == nil || *p.Port < 1 || *p.Port > 65535 {
@@ -567,7 +536,7 @@ func slicePorts(ports []discoveryv1.EndpointPort) []portProtocol {
 			continue
 		}
 		pp := portProtocol{port: *p.Port, scheme: scheme}
-		if isSecureScheme(scheme) {
+		if isSecureScheme(scheme) || slices.Contains(securePorts, *p.Port) {
 			pp.query = "isSecure=true"
 		}
 		if !slices.Contains(out, pp) {
@@ -607,9 +576,10 @@ func schemeFromAppProtocol(appProtocol string) (string, bool) {
 
 // aggregateSlices builds the instances of one Service from the entries of all its slices, sorted
 // by sortInstances. It serves the ready endpoints or, when there is none, those serving while
-// terminating; each address once, and each backend (a pod, else an address) as one instance.
-// It reorders entries, and never changes the instances the entries hold.
-func aggregateSlices(entries []*sliceEntry) []*ServiceInstance {
+// terminating (every endpoint with includeNotReady); each address once, and each backend (a pod,
+// else an address) as one instance. It reorders entries, and never changes the instances the
+// entries hold.
+func aggregateSlices(entries []*sliceEntry, includeNotReady bool) []*ServiceInstance {
 	// The indexer's order is arbitrary: a fixed order makes the choice between copies stable.
 	slices.SortFunc(entries, func(a, b *sliceEntry) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
@@ -634,7 +604,7 @@ func aggregateSlices(entries []*sliceEntry) []*ServiceInstance {
 	for _, e := range entries {
 		for i := range e.endpoints {
 			ep := &e.endpoints[i]
-			if ep.condition != want {
+			if ep.condition != want && !includeNotReady {
 				continue
 			}
 			if b, ok := owner[ep.address]; ok && b != ep.backend {

@@ -47,7 +47,7 @@ func ExampleNewEndpointSliceDiscovery() {
 		webSlice("web-abcde", webPod("web-7d9c-1", "10.0.0.11", true), webPod("web-7d9c-2", "10.0.0.12", false)),
 		webSlice("web-fghij", webPod("web-7d9c-3", "10.0.0.13", true)),
 	)
-	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithSliceNamespace("shop"))
+	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithNamespace("shop"))
 	if err != nil {
 		panic(err)
 	}
@@ -73,7 +73,7 @@ func ExampleNewEndpointSliceDiscovery() {
 // A watcher over a Service follows its EndpointSlices: here a pod turns not ready.
 func ExampleEndpointSliceDiscovery_Watch() {
 	client := fake.NewClientset(webSlice("web-abcde", webPod("web-7d9c-1", "10.0.0.11", true), webPod("web-7d9c-2", "10.0.0.12", true)))
-	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithSliceNamespace("shop"))
+	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithNamespace("shop"))
 	if err != nil {
 		panic(err)
 	}

@@ -353,7 +353,7 @@ func TestAggregateSlices(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			entries := entriesOf(t, tt.slices...)
 			before := summary(entryInstances(entries))
-			got := aggregateSlices(entries)
+			got := aggregateSlices(entries, false)
 			assert.Equal(t, tt.want, ids(got))
 			assert.ElementsMatch(t, before, summary(entryInstances(entries)), "the entries' instances are not changed")
 			for _, in := range got {
@@ -376,8 +376,8 @@ func entryInstances(entries []*sliceEntry) []*ServiceInstance {
 func TestAggregateSlicesIsStableWhateverTheOrder(t *testing.T) {
 	a := newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1", ofPod("old")), endpointAt("10.0.0.2"))
 	b := newSlice("cart-b", "cart", httpPorts, endpointAt("10.0.0.1", ofPod("new")), endpointAt("10.0.0.3"))
-	want := aggregateSlices(entriesOf(t, a, b))
-	assert.Equal(t, summary(want), summary(aggregateSlices(entriesOf(t, b, a))))
+	want := aggregateSlices(entriesOf(t, a, b), false)
+	assert.Equal(t, summary(want), summary(aggregateSlices(entriesOf(t, b, a), false)))
 }
 
 // sliceFixture is a started EndpointSliceDiscovery over testNamespace on a fake clientset.
@@ -388,7 +388,7 @@ type sliceFixture struct {
 }
 
 // newSliceFixture creates the slices, then starts a discovery over them; everything ends with the test.
-func newSliceFixture(t *testing.T, opts []EndpointSliceOption, slices ...*discoveryv1.EndpointSlice) *sliceFixture {
+func newSliceFixture(t *testing.T, opts []Option, slices ...*discoveryv1.EndpointSlice) *sliceFixture {
 	t.Helper()
 	client := fake.NewClientset()
 	for _, s := range slices {
@@ -396,7 +396,7 @@ func newSliceFixture(t *testing.T, opts []EndpointSliceOption, slices ...*discov
 		require.NoError(t, err)
 	}
 	logs := &logBuffer{}
-	opts = append([]EndpointSliceOption{WithSliceNamespace(testNamespace), WithSliceLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)
+	opts = append([]Option{WithNamespace(testNamespace), WithLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)
 	d, err := NewEndpointSliceDiscovery(client, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.Close() })
@@ -601,7 +601,7 @@ func TestEndpointSliceWatchEnds(t *testing.T) {
 
 func TestEndpointSliceLifecycle(t *testing.T) {
 	client := fake.NewClientset(newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1")))
-	d, err := NewEndpointSliceDiscovery(client, WithSliceNamespace(testNamespace), WithSliceLogger(discardLogger()))
+	d, err := NewEndpointSliceDiscovery(client, WithNamespace(testNamespace), WithLogger(discardLogger()))
 	require.NoError(t, err)
 	_, err = d.GetService(context.Background(), "cart")
 	require.ErrorIs(t, err, ErrNotStarted)
@@ -628,12 +628,12 @@ func TestNewEndpointSliceDiscoveryRejectsBadInput(t *testing.T) {
 	client := fake.NewClientset()
 	tests := []struct {
 		name string
-		opts []EndpointSliceOption
+		opts []Option
 		want string
 	}{
-		{"bad namespace", []EndpointSliceOption{WithSliceNamespace("Shop_1")}, `WithSliceNamespace("Shop_1")`},
-		{"nil logger", []EndpointSliceOption{WithSliceLogger(nil)}, "WithSliceLogger(nil)"},
-		{"nil option", []EndpointSliceOption{nil}, "option 0 is nil"},
+		{"bad namespace", []Option{WithNamespace("Shop_1")}, `WithNamespace("Shop_1")`},
+		{"nil logger", []Option{WithLogger(nil)}, "WithLogger(nil)"},
+		{"nil option", []Option{nil}, "option 0 is nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -661,20 +661,20 @@ func TestEndpointSliceDefaultNamespace(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		opts []EndpointSliceOption
+		opts []Option
 		want string
 	}{
-		{"in a pod", []EndpointSliceOption{withSliceEnvironment(env("shop"))}, "shop"},
-		{"outside a pod", []EndpointSliceOption{withSliceEnvironment(env(""))}, "default"},
-		{"set", []EndpointSliceOption{withSliceEnvironment(env("shop")), WithSliceNamespace("billing")}, "billing"},
-		{"all namespaces", []EndpointSliceOption{withSliceEnvironment(env("shop")), WithSliceNamespace("")}, ""},
+		{"in a pod", []Option{withEnvironment(env("shop"))}, "shop"},
+		{"outside a pod", []Option{withEnvironment(env(""))}, "default"},
+		{"set", []Option{withEnvironment(env("shop")), WithNamespace("billing")}, "billing"},
+		{"all namespaces", []Option{withEnvironment(env("shop")), WithNamespace("")}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := NewEndpointSliceDiscovery(fake.NewClientset(), tt.opts...)
 			require.NoError(t, err)
 			defer d.Close()
-			assert.Equal(t, tt.want, d.namespace)
+			assert.Equal(t, []string{tt.want}, d.namespaces)
 			assert.Equal(t, []string{tt.want}, d.life.namespaces, "the scope names are resolved in")
 		})
 	}
@@ -685,7 +685,7 @@ func TestEndpointSliceAllNamespaces(t *testing.T) {
 		s.Namespace = ns
 		return s
 	}
-	f := newSliceFixture(t, []EndpointSliceOption{WithSliceNamespace("")},
+	f := newSliceFixture(t, []Option{WithNamespace("")},
 		inNamespace("east", newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1", ofPod("p1")))),
 		inNamespace("west", newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.2", ofPod("p1")), endpointAt("10.0.0.3", servingTerminating))),
 		inNamespace("west", newSlice("cart-b", "cart", httpPorts, endpointAt("10.0.0.4", notReady))),
@@ -729,7 +729,7 @@ func TestEndpointSliceStartFailsFastWhenForbidden(t *testing.T) {
 	client.PrependReactor("list", "endpointslices", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "", errors.New("RBAC: access denied"))
 	})
-	d, err := NewEndpointSliceDiscovery(client, WithSliceNamespace(testNamespace), WithSliceLogger(discardLogger()))
+	d, err := NewEndpointSliceDiscovery(client, WithNamespace(testNamespace), WithLogger(discardLogger()))
 	require.NoError(t, err)
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -753,7 +753,7 @@ func TestEndpointSliceStartMayBeRetried(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	d, err := NewEndpointSliceDiscovery(client, WithSliceNamespace(testNamespace), WithSliceLogger(discardLogger()))
+	d, err := NewEndpointSliceDiscovery(client, WithNamespace(testNamespace), WithLogger(discardLogger()))
 	require.NoError(t, err)
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -781,7 +781,7 @@ func TestEndpointSliceHandlerTakesTombstones(t *testing.T) {
 		newSlice("cart-b", "cart", httpPorts, endpointAt("10.0.0.2")))
 	f.eventually(t, "cart", "10.0.0.1 http://10.0.0.1:8080", "10.0.0.2 http://10.0.0.2:8080")
 	indexer := cache.NewIndexer(cache.DeletionHandlingMetaNamespaceKeyFunc, cache.Indexers{serviceIndex: indexSliceByService})
-	h := newSliceEvents(f.d, indexer)
+	h := newSliceEvents(f.d, []cache.Indexer{indexer})
 	h.flush() // as Start does once the initial list is in
 	entries := entriesOf(t, newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1")), newSlice("cart-b", "cart", httpPorts, endpointAt("10.0.0.2")))
 	require.NoError(t, indexer.Add(entries[0]))

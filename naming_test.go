@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // Regression: GetService and Watch take the same names. The catalog's key of one namespace's part
@@ -37,7 +39,7 @@ func TestEndpointSliceResultsHaveNoSpareCapacity(t *testing.T) {
 	shop := newSlice("web-a", "web", httpPorts, endpointAt("10.0.0.1"), endpointAt("10.0.0.2"), endpointAt("10.0.0.2"))
 	pay := newSlice("web-b", "web", httpPorts, endpointAt("10.0.1.1"), endpointAt("10.0.1.2"), endpointAt("10.0.1.3"))
 	pay.Namespace = "pay"
-	f := newSliceFixture(t, []EndpointSliceOption{WithSliceNamespace("")}, shop, pay)
+	f := newSliceFixture(t, []Option{WithNamespace("")}, shop, pay)
 	f.eventually(t, "web", "10.0.0.1 http://10.0.0.1:8080", "10.0.0.2 http://10.0.0.2:8080",
 		"10.0.1.1 http://10.0.1.1:8080", "10.0.1.2 http://10.0.1.2:8080", "10.0.1.3 http://10.0.1.3:8080")
 	for _, name := range []string{"web", "web." + testNamespace, "web.pay"} {
@@ -73,7 +75,7 @@ func TestEndpointSliceQualifiedNameInOneNamespace(t *testing.T) {
 func TestEndpointSliceCatalog(t *testing.T) {
 	pay := newSlice("db-a", "db", httpPorts, endpointAt("10.0.1.1"))
 	pay.Namespace = "pay"
-	f := newSliceFixture(t, []EndpointSliceOption{WithSliceNamespace("")},
+	f := newSliceFixture(t, []Option{WithNamespace("")},
 		newSlice("web-a", "web", httpPorts, endpointAt("10.0.0.1")), pay)
 	f.eventually(t, "db", "10.0.1.1 http://10.0.1.1:8080")
 	var catalog Catalog = f.d
@@ -92,4 +94,50 @@ func TestEndpointSliceCatalog(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"10.0.1.1 http://10.0.1.1:8080"}, ids(next["db"]))
 	assert.NotContains(t, next, "web")
+}
+
+// One Option type serves both sources; what makes no sense for Services is refused by name.
+func TestEndpointSliceRefusesRegistryOnlyOptions(t *testing.T) {
+	_, err := NewEndpointSliceDiscovery(fake.NewClientset(), WithPod("shop", "self"), WithPodLabelsMetadata("l."), WithNamespace("shop"))
+	require.ErrorIs(t, err, ErrInvalidOption)
+	assert.Contains(t, err.Error(), "WithPod, WithPodLabelsMetadata: only a Registry takes it")
+	_, err = NewEndpointSliceDiscovery(fake.NewClientset(), WithNamespaces())
+	require.ErrorIs(t, err, ErrInvalidOption)
+}
+
+// The options both sources take mean the same for Services: namespaces (one informer each), a
+// label selector (on the Services' labels, which their slices carry), not-ready endpoints and
+// secure ports.
+func TestEndpointSliceOptions(t *testing.T) {
+	in := func(ns string, s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+		s.Namespace = ns
+		return s
+	}
+	labelled := func(s *discoveryv1.EndpointSlice, k, v string) *discoveryv1.EndpointSlice {
+		s.Labels[k] = v
+		return s
+	}
+	tlsPorts := []discoveryv1.EndpointPort{slicePort("http", 8080, ""), slicePort("admin", 9443, "http")}
+	f := newSliceFixture(t, []Option{WithNamespaces("east", "west"), WithLabelSelector("tier=backend"),
+		WithIncludeNotReady(), WithSecurePorts(9443)},
+		labelled(in("east", newSlice("web-a", "web", tlsPorts, endpointAt("10.0.0.1"), endpointAt("10.0.0.2", notReady))), "tier", "backend"),
+		labelled(in("west", newSlice("web-b", "web", httpPorts, endpointAt("10.0.1.1"))), "tier", "backend"),
+		labelled(in("west", newSlice("db-a", "db", httpPorts, endpointAt("10.0.1.9"))), "tier", "data"),
+		in("north", newSlice("web-c", "web", httpPorts, endpointAt("10.0.2.1"))))
+	f.eventually(t, "web",
+		"10.0.0.1 http://10.0.0.1:8080 http://10.0.0.1:9443?isSecure=true",
+		"10.0.0.2 http://10.0.0.2:8080 http://10.0.0.2:9443?isSecure=true", // not ready, served
+		"10.0.1.1 http://10.0.1.1:8080")
+	assert.Equal(t, []string{"web"}, mustServices(t, f.d), "db is not selected; north is out of scope")
+	west, err := f.d.GetService(context.Background(), "web.west")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.1.1 http://10.0.1.1:8080"}, ids(west))
+	assert.Equal(t, []string{"east", "west"}, f.d.life.namespaces)
+}
+
+func mustServices(t *testing.T, c Catalog) []string {
+	t.Helper()
+	names, err := c.Services(context.Background())
+	require.NoError(t, err)
+	return names
 }

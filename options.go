@@ -1,6 +1,7 @@
 package kuberegistry
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Option configures a Registry built by New.
+// Option configures a discovery source: a Registry built by New or an EndpointSliceDiscovery
+// built by NewEndpointSliceDiscovery. Each option says what it means for each; an option that
+// makes no sense for a source is an error from its constructor, which names it.
 type Option interface {
 	apply(*options)
 }
@@ -28,12 +31,41 @@ type options struct {
 	selector        labels.Selector // extra filter on pods; nil: none
 	includeNotReady bool
 	translation     translation
+	podOnly         []string // the options used that only a Registry takes, by name
 	errs            []error
 }
 
-// WithNamespace sets the namespace whose pods are discovered. "" (metav1.NamespaceAll) watches
-// all namespaces, which needs a ClusterRole. Default: the namespace of the pod the process runs
-// in, or "default" when it does not run in a pod.
+// applyOptions applies opts over defaults and reports every problem at once, as ErrInvalidOption.
+func applyOptions(o *options, opts []Option) error {
+	for i, opt := range opts {
+		if opt == nil {
+			o.errs = append(o.errs, fmt.Errorf("option %d is nil", i))
+			continue
+		}
+		opt.apply(o)
+	}
+	if len(o.errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(o.errs...))
+	}
+	return nil
+}
+
+// defaultNamespaces is the scope when no option sets one: the namespace of the pod the process
+// runs in, or "default" outside a pod.
+func (o *options) defaultNamespaces(pod podIdentity) []string {
+	switch {
+	case o.namespaces != nil:
+		return o.namespaces
+	case pod.namespace != "":
+		return []string{pod.namespace}
+	default:
+		return []string{"default"}
+	}
+}
+
+// WithNamespace sets the namespace whose pods (or, for an EndpointSliceDiscovery, Services) are
+// discovered. "" (metav1.NamespaceAll) watches all namespaces, which needs a ClusterRole. Default:
+// the namespace of the pod the process runs in, or "default" when it does not run in a pod.
 func WithNamespace(namespace string) Option {
 	return optionFunc(func(o *options) {
 		if namespace != "" {
@@ -46,7 +78,7 @@ func WithNamespace(namespace string) Option {
 }
 
 // WithNamespaces sets several namespaces to discover, with one informer each, so that a Role in
-// each namespace is all the registry needs (watching all namespaces needs a ClusterRole). Instances
+// each namespace is all a source needs (watching all namespaces needs a ClusterRole). Instances
 // then carry their namespace in metadata under MetadataKeyNamespace, and GetService and Watch accept
 // "service.namespace" to pick one namespace's instances of a service.
 func WithNamespaces(namespaces ...string) Option {
@@ -68,8 +100,11 @@ func WithNamespaces(namespaces ...string) Option {
 	})
 }
 
-// WithLabelSelector discovers only the pods that match a Kubernetes label selector, such as
-// "tier=backend,track!=canary" (the syntax of kubectl -l). Default: every registered pod.
+// WithLabelSelector discovers only what matches a Kubernetes label selector, such as
+// "tier=backend,track!=canary" (the syntax of kubectl -l), evaluated by the API server: for a
+// Registry, the registered pods' labels; for an EndpointSliceDiscovery, the Services' labels, which
+// the EndpointSlice controller copies onto their slices (slices managed by hand must carry them).
+// Default: everything.
 func WithLabelSelector(selector string) Option {
 	return optionFunc(func(o *options) {
 		s, err := labels.Parse(selector)
@@ -82,22 +117,31 @@ func WithLabelSelector(selector string) Option {
 }
 
 // WithIncludeNotReady serves every live pod of a service: running with an IP, ready or not,
-// terminating or not. Default: only ready pods, and pods that are terminating but still ready
-// when a service has no ready pod at all.
+// terminating or not (for an EndpointSliceDiscovery: every endpoint of the Service's slices,
+// whatever its conditions, as Spring's include-not-ready-addresses). Default: only ready pods, and
+// pods that are terminating but still ready when a service has no ready pod at all.
 func WithIncludeNotReady() Option {
 	return optionFunc(func(o *options) { o.includeNotReady = true })
 }
 
 // WithPodLabelsMetadata adds each pod's labels to its instance's metadata, under keys prefixed
 // with prefix (which may be ""). Registered metadata keys are never overwritten.
+// A Registry only: an EndpointSliceDiscovery reads no pod.
 func WithPodLabelsMetadata(prefix string) Option {
-	return optionFunc(func(o *options) { o.translation.labelsPrefix = &prefix })
+	return optionFunc(func(o *options) {
+		o.translation.labelsPrefix = &prefix
+		o.podOnly = append(o.podOnly, "WithPodLabelsMetadata")
+	})
 }
 
 // WithPodAnnotationsMetadata adds each pod's annotations to its instance's metadata, under keys
 // prefixed with prefix. Registered metadata keys are never overwritten.
+// A Registry only.
 func WithPodAnnotationsMetadata(prefix string) Option {
-	return optionFunc(func(o *options) { o.translation.annotationsPrefix = &prefix })
+	return optionFunc(func(o *options) {
+		o.translation.annotationsPrefix = &prefix
+		o.podOnly = append(o.podOnly, "WithPodAnnotationsMetadata")
+	})
 }
 
 // DefaultPortsMetadataPrefix is the prefix WithPortsMetadata("") uses: "port.http" = "8080".
@@ -105,16 +149,21 @@ const DefaultPortsMetadataPrefix = "port."
 
 // WithPortsMetadata adds each named container port to its instance's metadata as
 // prefix+name = number; "" means DefaultPortsMetadataPrefix. Registered keys are never overwritten.
+// A Registry only: an EndpointSliceDiscovery's named ports are its endpoints' schemes.
 func WithPortsMetadata(prefix string) Option {
 	if prefix == "" {
 		prefix = DefaultPortsMetadataPrefix
 	}
-	return optionFunc(func(o *options) { o.translation.portsPrefix = &prefix })
+	return optionFunc(func(o *options) {
+		o.translation.portsPrefix = &prefix
+		o.podOnly = append(o.podOnly, "WithPortsMetadata")
+	})
 }
 
 // WithSecurePorts sets the ports whose endpoints are marked secure with the query isSecure=true.
 // Default: 443 and 8443. Endpoints are also marked when registered so, when their scheme is
-// https, grpcs, wss or tls, or when their container port's name starts with https, grpcs or tls.
+// https, grpcs, wss or tls, or when their container port's (or Service port's) name starts with
+// https, grpcs or tls.
 func WithSecurePorts(ports ...int32) Option {
 	return optionFunc(func(o *options) {
 		for _, p := range ports {
@@ -128,9 +177,10 @@ func WithSecurePorts(ports ...int32) Option {
 
 // WithPod sets the pod that Register and Deregister patch. Default: detected from the POD_NAME and
 // POD_NAMESPACE environment variables (set them with the Downward API), else from the service
-// account's namespace file and HOSTNAME.
+// account's namespace file and HOSTNAME. A Registry only: an EndpointSliceDiscovery registers nothing.
 func WithPod(namespace, name string) Option {
 	return optionFunc(func(o *options) {
+		o.podOnly = append(o.podOnly, "WithPod")
 		if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
 			o.errs = append(o.errs, fmt.Errorf("WithPod namespace %q: %s", namespace, errs[0]))
 		}
@@ -142,7 +192,7 @@ func WithPod(namespace, name string) Option {
 }
 
 // WithLogger sets the logger for problems found in the cluster, such as a pod with a malformed
-// annotation. Default: slog.Default().
+// annotation or an EndpointSlice of addressType FQDN. Default: slog.Default().
 func WithLogger(logger *slog.Logger) Option {
 	return optionFunc(func(o *options) {
 		if logger == nil {
@@ -152,7 +202,8 @@ func WithLogger(logger *slog.Logger) Option {
 	})
 }
 
-// withEnvironment replaces the process environment used to find the pod identity (tests only).
+// withEnvironment replaces the process environment used to find the pod identity and the default
+// namespace (tests only).
 func withEnvironment(env environment) Option {
 	return optionFunc(func(o *options) { o.env = env })
 }

@@ -2,7 +2,6 @@ package kuberegistry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -40,28 +39,14 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 		return nil, fmt.Errorf("%w: the Kubernetes client is nil: build one with kubernetes.NewForConfig", ErrInvalidOption)
 	}
 	o := options{logger: slog.Default(), env: processEnvironment(), translation: defaultTranslation}
-	for i, opt := range opts {
-		if opt == nil {
-			o.errs = append(o.errs, fmt.Errorf("option %d is nil", i))
-			continue
-		}
-		opt.apply(&o)
-	}
-	if len(o.errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(o.errs...))
+	if err := applyOptions(&o, opts); err != nil {
+		return nil, err
 	}
 	pod := o.pod
 	if !pod.known() {
 		pod = detectPod(o.env)
 	}
-	namespaces := o.namespaces
-	switch {
-	case namespaces != nil:
-	case pod.namespace != "":
-		namespaces = []string{pod.namespace}
-	default:
-		namespaces = []string{"default"}
-	}
+	namespaces := o.defaultNamespaces(pod)
 	selector := registeredPodsSelector
 	if o.selector != nil {
 		requirements, _ := o.selector.Requirements()

@@ -50,7 +50,7 @@ func TestRegistryKeepsTheContract(t *testing.T) {
 func TestEndpointSliceDiscoveryKeepsTheContract(t *testing.T) {
 	kuberegistrytest.TestDiscovery(t, func(t *testing.T) *kuberegistrytest.Harness {
 		client := fake.NewClientset()
-		d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithSliceNamespace("shop"))
+		d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithNamespace("shop"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func sliceNamespace(t *testing.T) string {
 // startSliceDiscovery starts an EndpointSliceDiscovery of ns on client, closed with the test.
 func startSliceDiscovery(t *testing.T, client kubernetes.Interface, ns string) *kuberegistry.EndpointSliceDiscovery {
 	t.Helper()
-	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithSliceNamespace(ns))
+	d, err := kuberegistry.NewEndpointSliceDiscovery(client, kuberegistry.WithNamespace(ns))
 	if err != nil {
 		t.Fatalf("NewEndpointSliceDiscovery: %v", err)
 	}
@@ -296,7 +296,7 @@ func TestEndpointSlicePermissions(t *testing.T) {
 	createSlice(t, serviceSlice(ns, "cart-a", "cart", readyEndpoint("cart-1", "10.70.0.1")))
 	user := userClient(t, "slice-reader")
 
-	d, err := kuberegistry.NewEndpointSliceDiscovery(user, kuberegistry.WithSliceNamespace(ns), kuberegistry.WithSliceLogger(quietLogger()))
+	d, err := kuberegistry.NewEndpointSliceDiscovery(user, kuberegistry.WithNamespace(ns), kuberegistry.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
