@@ -378,13 +378,7 @@ func BenchmarkPodUpdate(b *testing.B) {
 				_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 					UpdateFunc: func(_, _ any) { received <- struct{}{} },
 				})
-				ctx, cancel := context.WithCancel(context.Background())
-				factory.Start(ctx.Done())
-				factory.WaitForCacheSync(ctx.Done())
-				defer func() {
-					cancel()
-					factory.Shutdown()
-				}()
+				defer startFactory(factory)()
 				flips.run(b, func(int) bool { return receive(received) })
 			})
 		})
@@ -408,5 +402,17 @@ func receive[T any](ch <-chan T) bool {
 		return true
 	case <-time.After(time.Minute):
 		return false
+	}
+}
+
+// startFactory starts a factory's informers and waits for their caches; the function it returns
+// stops them and waits for them to end.
+func startFactory(factory informers.SharedInformerFactory) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	return func() {
+		cancel()
+		factory.Shutdown()
 	}
 }

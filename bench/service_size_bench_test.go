@@ -134,12 +134,9 @@ func podUpdateInOneService(b *testing.B, n int) {
 				}
 			},
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		factory.Start(ctx.Done())
-		factory.WaitForCacheSync(ctx.Done())
+		stop := startFactory(factory)
 		defer func() {
-			cancel()
-			factory.Shutdown()
+			stop()
 			close(done)
 		}()
 		flips.run(b, func(int) bool { return receiveAll(received) })
