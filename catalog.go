@@ -1,7 +1,6 @@
 package kuberegistry
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -212,52 +211,13 @@ func (c *catalog) dropIfIdle(name string, s *service) {
 	}
 }
 
-// sortInstances orders instances by their content (endpoints, then ID, version, name, metadata),
-// so that two equal sets are equal slices and comparing them needs no hashing or allocation.
-func sortInstances(instances []*ServiceInstance) {
-	slices.SortFunc(instances, compareInstances)
-}
-
-func compareInstances(a, b *ServiceInstance) int {
-	if a == b { // an instance kept across updates of its pod
-		return 0
-	}
-	if c := slices.Compare(a.Endpoints, b.Endpoints); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.ID, b.ID); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Version, b.Version); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Name, b.Name); c != 0 {
-		return c
-	}
-	if len(a.Metadata) != len(b.Metadata) {
-		return len(a.Metadata) - len(b.Metadata)
-	}
-	// Reached only by instances equal in all else: rare enough to sort keys here.
-	keys := slices.Sorted(maps.Keys(a.Metadata))
-	if c := slices.Compare(keys, slices.Sorted(maps.Keys(b.Metadata))); c != 0 {
-		return c
-	}
-	for _, k := range keys {
-		if c := strings.Compare(a.Metadata[k], b.Metadata[k]); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-// sameInstances reports whether two sorted sets hold the same instances.
-func sameInstances(a, b []*ServiceInstance) bool {
-	return slices.EqualFunc(a, b, (*ServiceInstance).equal)
-}
-
 // reset forgets every service, after a failed Start.
 func (c *catalog) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.services)
 }
+
+// namespacedKey is the catalog key of a service's instances in one namespace. '/' cannot occur in
+// a service name, so it never collides with one.
+func namespacedKey(service, namespace string) string { return service + "/" + namespace }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
+
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -216,4 +218,20 @@ func receive(t *testing.T, ch <-chan nextResult) nextResult {
 		t.Fatal("Next did not return within 10s")
 		return nextResult{}
 	}
+}
+
+// toPodEntry is the default translation's transform.
+func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj, nil) }
+
+// translatePod turns a pod into an instance with the default translation.
+func translatePod(pod *corev1.Pod) podInstance {
+	return defaultTranslation.translate(pod, nil)
+}
+
+// toSliceEntry is the default translation's transform.
+func toSliceEntry(obj any) (any, error) { return defaultSliceTranslation.toEntry(obj) }
+
+// translateSlice translates a slice with the default translation.
+func translateSlice(s *discoveryv1.EndpointSlice) sliceInstances {
+	return defaultSliceTranslation.translate(s)
 }

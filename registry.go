@@ -126,3 +126,9 @@ func (r *Registry) Services(context.Context) ([]string, error) { return r.life.s
 func (r *Registry) Watch(ctx context.Context, name string) (Watcher, error) {
 	return r.life.watch(ctx, name)
 }
+
+// WatchServices returns a watcher of the whole catalog, as a dashboard or a gateway needs it. It
+// ends when ctx is canceled, when Stop is called or when the registry is closed.
+func (r *Registry) WatchServices(ctx context.Context) (ServicesWatcher, error) {
+	return r.life.watchServices(ctx)
+}

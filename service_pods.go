@@ -1,8 +1,6 @@
 package kuberegistry
 
 import (
-	"encoding/binary"
-	"hash/maphash"
 	"slices"
 	"strings"
 )
@@ -269,36 +267,4 @@ func comparePodEntries(a, b *podEntry) int {
 		return c
 	}
 	return strings.Compare(a.Name, b.Name)
-}
-
-// hashSeed keys instanceHash for this process.
-var hashSeed = maphash.MakeSeed()
-
-// instanceHash hashes what ServiceInstance.equal compares, so that equal instances hash equal.
-// The sum of a set's hashes changes when an instance joins or leaves it: two sets with different
-// sums differ, and only sets with equal sums need comparing one instance at a time.
-func instanceHash(in *ServiceInstance) uint64 {
-	var h maphash.Hash
-	h.SetSeed(hashSeed)
-	field := func(s string) {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.WriteString(s)
-	}
-	field(in.ID)
-	field(in.Name)
-	field(in.Version)
-	for _, e := range in.Endpoints {
-		field(e)
-	}
-	sum := h.Sum64()
-	// Metadata has no order: add each pair's hash.
-	for k, v := range in.Metadata {
-		h.Reset()
-		field(k)
-		field(v)
-		sum += h.Sum64() * 0x9e3779b97f4a7c15
-	}
-	return sum
 }

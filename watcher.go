@@ -91,3 +91,31 @@ func (w *watcher) Next() ([]*ServiceInstance, error) {
 		w.wait()
 	}
 }
+
+// servicesWatcher is the ServicesWatcher of WatchServices, woken like watcher.
+type servicesWatcher struct {
+	wakeup
+	catalog *catalog
+
+	mu         sync.Mutex // serializes Next; guards generation and started
+	generation uint64
+	started    bool
+}
+
+var _ ServicesWatcher = (*servicesWatcher)(nil)
+
+func (l *servicesWatcher) Next() (map[string][]*ServiceInstance, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		if err := l.stopped(); err != nil {
+			return nil, err
+		}
+		if !l.started || l.catalog.currentGeneration() != l.generation {
+			services, generation := l.catalog.snapshot()
+			l.started, l.generation = true, generation
+			return services, nil
+		}
+		l.wait()
+	}
+}

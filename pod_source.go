@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -13,10 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
-
-// serviceIndex indexes cached pods by service name, so that a change to one service reads only
-// that service's pods.
-const serviceIndex = "kuberegistry.io/service"
 
 // podEntry is what the informer caches of a pod: its key, its resource version and the instance
 // made of it, a small fraction of a *corev1.Pod. Entries are never changed once made.
@@ -31,40 +26,6 @@ func (e *podEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObject
 func (e *podEntry) DeepCopyObject() runtime.Object {
 	c := *e
 	return &c
-}
-
-// toPodEntry is the default translation's transform.
-func toPodEntry(obj any) (any, error) { return defaultTranslation.toPodEntry(obj, nil) }
-
-// toPodEntry is the informer's transform: each pod is translated once, as it arrives, and the
-// informer never holds the full object. It is idempotent, as transforms must be. cached returns
-// the entry the informer holds for a pod, if any, whose instance the new entry keeps when the
-// pod's registration is unchanged; nil for none.
-func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *podEntry) (any, error) {
-	var pod *corev1.Pod
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		pod = o
-	case *leanPod:
-		pod = &o.Pod
-	default:
-		return obj, nil // already an entry, or a tombstone of one
-	}
-	var prev *podInstance
-	if cached != nil {
-		if e := cached(pod.Namespace, pod.Name); e != nil && e.UID == pod.UID {
-			prev = &e.podInstance
-		}
-	}
-	return &podEntry{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:       pod.Namespace,
-			Name:            pod.Name,
-			UID:             pod.UID,
-			ResourceVersion: pod.ResourceVersion,
-		},
-		podInstance: t.translate(pod, prev),
-	}, nil
 }
 
 // registeredPodsSelector selects the pods that carry a service name; no other pod is listed,
@@ -242,10 +203,6 @@ func (h *podEvents) observe(e *podEntry, deleted bool) {
 		h.r.self.observe(e.ResourceVersion, deleted)
 	}
 }
-
-// namespacedKey is the catalog key of a service's instances in one namespace. '/' cannot occur in
-// a service name, so it never collides with one.
-func namespacedKey(service, namespace string) string { return service + "/" + namespace }
 
 // listThenWatch makes an informer list its pods in one request, then watch, instead of
 // streaming the initial pods as watch events (client-go's watch-list, on by default). Each

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // podState is how far a pod is from taking traffic.
@@ -51,11 +52,6 @@ type podInstance struct {
 	// What instance was made of, so that an update that changes neither keeps it (see instanceOf).
 	registration *decodedRegistration
 	ips          []string
-}
-
-// translatePod turns a pod into an instance with the default translation.
-func translatePod(pod *corev1.Pod) podInstance {
-	return defaultTranslation.translate(pod, nil)
 }
 
 // translate turns a pod into an instance. Malformed data costs only this pod: it comes back as a
@@ -311,4 +307,35 @@ func (t *translation) secureQuery(pod *corev1.Pod, p portProtocol) string {
 	default:
 		return p.query + "&isSecure=true"
 	}
+}
+
+// toPodEntry is the informer's transform: each pod is translated once, as it arrives, and the
+// informer never holds the full object. It is idempotent, as transforms must be. cached returns
+// the entry the informer holds for a pod, if any, whose instance the new entry keeps when the
+// pod's registration is unchanged; nil for none.
+func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *podEntry) (any, error) {
+	var pod *corev1.Pod
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		pod = o
+	case *leanPod:
+		pod = &o.Pod
+	default:
+		return obj, nil // already an entry, or a tombstone of one
+	}
+	var prev *podInstance
+	if cached != nil {
+		if e := cached(pod.Namespace, pod.Name); e != nil && e.UID == pod.UID {
+			prev = &e.podInstance
+		}
+	}
+	return &podEntry{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:       pod.Namespace,
+			Name:            pod.Name,
+			UID:             pod.UID,
+			ResourceVersion: pod.ResourceVersion,
+		},
+		podInstance: t.translate(pod, prev),
+	}, nil
 }
