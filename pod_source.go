@@ -16,11 +16,9 @@ import (
 // podEntry is what the informer caches of a pod: its key, its resource version and the instance
 // made of it, a small fraction of a *corev1.Pod. Entries are never changed once made.
 type podEntry struct {
-	metav1.ObjectMeta // only Namespace, Name and ResourceVersion are set: the store's key
+	entryMeta
 	podInstance
 }
-
-func (e *podEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 // DeepCopyObject returns a shallow copy: the instance it points to is immutable.
 func (e *podEntry) DeepCopyObject() runtime.Object {
@@ -198,7 +196,7 @@ func (h *podEvents) flush() {
 // waiting to read its write: GetService must then already show it. The caller holds mu.
 func (h *podEvents) observe(e *podEntry, deleted bool) {
 	key := e.Namespace + "/" + e.Name
-	h.r.problems.note(key, e, deleted)
+	h.r.problems.note(key, e.Namespace, e.Name, e.service, e.problem, deleted)
 	if key == h.r.selfKey {
 		h.r.self.observe(e.ResourceVersion, deleted)
 	}
@@ -213,3 +211,11 @@ func (h *podEvents) observe(e *podEntry, deleted bool) {
 type listThenWatch struct{}
 
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// entryMeta makes what a source caches of an object (podEntry, sliceEntry) a runtime.Object for
+// the informer's store: only the ObjectMeta fields of the store's key and resource version are set.
+type entryMeta struct {
+	metav1.ObjectMeta
+}
+
+func (entryMeta) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }

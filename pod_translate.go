@@ -330,12 +330,12 @@ func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *p
 		}
 	}
 	return &podEntry{
-		ObjectMeta: metav1.ObjectMeta{
+		entryMeta: entryMeta{metav1.ObjectMeta{
 			Namespace:       pod.Namespace,
 			Name:            pod.Name,
 			UID:             pod.UID,
 			ResourceVersion: pod.ResourceVersion,
-		},
+		}},
 		podInstance: t.translate(pod, prev),
 	}, nil
 }

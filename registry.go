@@ -61,7 +61,7 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 		pod:             pod,
 		logger:          o.logger,
 		life:            newLifecycle("pods", "pods", namespaces, o.logger),
-		problems:        newProblemLog(o.logger),
+		problems:        newPodProblemLog(o.logger),
 		self:            newSelfObserver(),
 	}
 	r.catalog = r.life.catalog
@@ -95,7 +95,7 @@ func (r *Registry) Start(ctx context.Context) error {
 		return set
 	}, func() {
 		// The stopped handler is done with it; a new Start logs every problem again.
-		r.problems = newProblemLog(r.logger)
+		r.problems = newPodProblemLog(r.logger)
 	})
 }
 

@@ -61,8 +61,8 @@ type EndpointSliceDiscovery struct {
 	translation     sliceTranslation
 	logger          *slog.Logger
 	life            *lifecycle
-	catalog         *catalog         // life's
-	problems        *sliceProblemLog // used by the informer's handler only
+	catalog         *catalog    // life's
+	problems        *problemLog // used by the informer's handler only
 }
 
 var _ Catalog = (*EndpointSliceDiscovery)(nil)
@@ -199,7 +199,7 @@ func indexSliceByService(obj any) ([]string, error) {
 // refreshing at every slice of the initial list would aggregate a big Service once per slice.
 type sliceEvents struct {
 	d        *EndpointSliceDiscovery
-	problems *sliceProblemLog
+	problems *problemLog
 	indexers []cache.Indexer // one per namespace informer
 
 	// mu guards the fields below. The informer calls the handler from one goroutine, and flush
@@ -232,7 +232,7 @@ func (h *sliceEvents) OnAdd(obj any, _ bool) {
 	if e, ok := obj.(*sliceEntry); ok {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.problems.note(e, false)
+		h.problems.note(e.Namespace+"/"+e.Name, e.Namespace, e.Name, e.service, e.problem, false)
 		h.refresh(e.service)
 	}
 }
@@ -245,7 +245,7 @@ func (h *sliceEvents) OnUpdate(oldObj, newObj any) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.problems.note(e, false)
+	h.problems.note(e.Namespace+"/"+e.Name, e.Namespace, e.Name, e.service, e.problem, false)
 	// A slice whose service-name label changed leaves one Service for another.
 	if old.service != e.service {
 		h.refresh(old.service)
@@ -260,7 +260,7 @@ func (h *sliceEvents) OnDelete(obj any) {
 	if e, ok := obj.(*sliceEntry); ok {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.problems.note(e, true)
+		h.problems.note(e.Namespace+"/"+e.Name, e.Namespace, e.Name, e.service, e.problem, true)
 		h.refresh(e.service)
 	}
 }
@@ -317,32 +317,6 @@ func (h *sliceEvents) refresh(name string) {
 		sortInstances(all)
 	}
 	h.d.catalog.publish(name, all)
-}
-
-// sliceProblemLog logs each malformed slice once per distinct problem, however often it changes.
-// It is used only from the informer's handler goroutine.
-type sliceProblemLog struct {
-	logger *slog.Logger
-	seen   map[string]string // slice key → the problem last logged; bounded by the cached slices
-}
-
-func newSliceProblemLog(logger *slog.Logger) *sliceProblemLog {
-	return &sliceProblemLog{logger: logger, seen: make(map[string]string)}
-}
-
-// note records the problem of a slice, if any, and logs it when it is new.
-func (p *sliceProblemLog) note(e *sliceEntry, deleted bool) {
-	key := e.Namespace + "/" + e.Name
-	if deleted || e.problem == "" {
-		delete(p.seen, key)
-		return
-	}
-	if p.seen[key] == e.problem {
-		return
-	}
-	p.seen[key] = e.problem
-	p.logger.Warn("kuberegistry: skipping what is unusable in an EndpointSlice; the service's other endpoints are served",
-		"namespace", e.Namespace, "endpointslice", e.Name, "service", e.service, "reason", e.problem)
 }
 
 // serviceIndex indexes cached pods by service name, so that a change to one service reads only

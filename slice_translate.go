@@ -11,17 +11,14 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // sliceEntry is what the informer caches of an EndpointSlice: its key, its resource version and
 // what discovery makes of it. Entries are never changed once made.
 type sliceEntry struct {
-	metav1.ObjectMeta // only Namespace, Name and ResourceVersion are set: the store's key
+	entryMeta
 	sliceInstances
 }
-
-func (e *sliceEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 // DeepCopyObject returns a shallow copy: what it points to is immutable.
 func (e *sliceEntry) DeepCopyObject() runtime.Object {
@@ -45,11 +42,11 @@ func (t sliceTranslation) toEntry(obj any) (any, error) {
 		return obj, nil // already an entry, or a tombstone of one
 	}
 	return &sliceEntry{
-		ObjectMeta: metav1.ObjectMeta{
+		entryMeta: entryMeta{metav1.ObjectMeta{
 			Namespace:       s.Namespace,
 			Name:            s.Name,
 			ResourceVersion: s.ResourceVersion,
-		},
+		}},
 		sliceInstances: t.translate(s),
 	}, nil
 }
