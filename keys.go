@@ -41,4 +41,10 @@ const (
 	MetadataKeyZone = "kuberegistry.io/zone"
 	// MetadataKeyNode holds the node that hosts the endpoint (endpoints[].nodeName), when set.
 	MetadataKeyNode = "kuberegistry.io/node"
+	// MetadataKeyZoneHints holds the zones the endpoint is meant for in topology-aware routing
+	// (endpoints[].hints.forZones), comma-separated, when set.
+	MetadataKeyZoneHints = "kuberegistry.io/zone-hints"
+	// ServiceLabelSecured is the Service label that marks all its endpoints secure when "true",
+	// as in Spring Cloud Kubernetes.
+	ServiceLabelSecured = "secured"
 )

@@ -141,3 +141,90 @@ func mustServices(t *testing.T, c Catalog) []string {
 	require.NoError(t, err)
 	return names
 }
+
+// The Service source at parity with Spring Cloud Kubernetes: ports and labels in metadata (below
+// this package's own keys), zone hints, the secured label, and a primary port.
+func TestSliceTranslationParity(t *testing.T) {
+	multi := []discoveryv1.EndpointPort{slicePort("http", 8080, ""), slicePort("admin", 9000, ""), slicePort("metrics", 9090, "http")}
+	slice := func() *discoveryv1.EndpointSlice {
+		s := newSlice("web-a", "web", multi, endpointAt("10.0.0.1", func(ep *discoveryv1.Endpoint) {
+			ep.Zone, ep.NodeName = new("eu-1a"), new("node-1")
+			ep.Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "eu-1a"}, {Name: "eu-1b"}}}
+		}))
+		s.Labels["tier"] = "front"
+		s.Labels[discoveryv1.LabelManagedBy] = "endpointslice-controller.k8s.io"
+		s.Labels["kuberegistry.io/zone"] = "a label that must not win"
+		return s
+	}
+	prefix, empty := "port.", ""
+	tests := []struct {
+		name      string
+		t         sliceTranslation
+		edit      func(*discoveryv1.EndpointSlice)
+		endpoints []string
+		metadata  map[string]string
+	}{
+		{
+			name:      "defaults: the ports named after a protocol",
+			t:         defaultSliceTranslation,
+			endpoints: []string{"http://10.0.0.1:8080", "http://10.0.0.1:9090"},
+			metadata: map[string]string{MetadataKeyNamespace: testNamespace, MetadataKeyZone: "eu-1a",
+				MetadataKeyNode: "node-1", MetadataKeyZoneHints: "eu-1a,eu-1b"},
+		},
+		{
+			name:      "ports and labels in metadata; ours first",
+			t:         sliceTranslation{portsPrefix: &prefix, labelsPrefix: &empty},
+			endpoints: []string{"http://10.0.0.1:8080", "http://10.0.0.1:9090"},
+			metadata: map[string]string{MetadataKeyNamespace: testNamespace, MetadataKeyZone: "eu-1a",
+				MetadataKeyNode: "node-1", MetadataKeyZoneHints: "eu-1a,eu-1b",
+				"port.http": "8080", "port.admin": "9000", "port.metrics": "9090", "tier": "front"},
+		},
+		{
+			name:      "the primary port only, whatever its name says",
+			t:         sliceTranslation{primaryPort: "admin"},
+			endpoints: []string{"tcp://10.0.0.1:9000"},
+		},
+		{
+			name:      "a primary port the Service lacks changes nothing",
+			t:         sliceTranslation{primaryPort: "grpc"},
+			endpoints: []string{"http://10.0.0.1:8080", "http://10.0.0.1:9090"},
+		},
+		{
+			name:      "secured=true marks every endpoint",
+			t:         defaultSliceTranslation,
+			edit:      func(s *discoveryv1.EndpointSlice) { s.Labels[ServiceLabelSecured] = "true" },
+			endpoints: []string{"http://10.0.0.1:8080?isSecure=true", "http://10.0.0.1:9090?isSecure=true"},
+		},
+		{
+			name:      "secure ports mark theirs",
+			t:         sliceTranslation{securePorts: []int32{9090}},
+			endpoints: []string{"http://10.0.0.1:8080", "http://10.0.0.1:9090?isSecure=true"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := slice()
+			if tt.edit != nil {
+				tt.edit(s)
+			}
+			si := tt.t.translate(s)
+			require.Empty(t, si.problem)
+			require.Len(t, si.endpoints, 1)
+			in := si.endpoints[0].instance
+			assert.Equal(t, tt.endpoints, in.Endpoints)
+			if tt.metadata != nil {
+				assert.Equal(t, tt.metadata, in.Metadata)
+			}
+		})
+	}
+}
+
+// Options that only one source takes are refused by the other, by name.
+func TestRegistryRefusesSliceOnlyOptions(t *testing.T) {
+	_, err := New(fake.NewClientset(), WithPrimaryPort("grpc"), WithServiceLabelsMetadata("l."))
+	require.ErrorIs(t, err, ErrInvalidOption)
+	assert.Contains(t, err.Error(), "WithPrimaryPort, WithServiceLabelsMetadata: only an EndpointSliceDiscovery takes it")
+	_, err = NewEndpointSliceDiscovery(fake.NewClientset(), WithPrimaryPort("Bad_Name"))
+	require.ErrorIs(t, err, ErrInvalidOption)
+	assert.Contains(t, err.Error(), `WithPrimaryPort("Bad_Name")`)
+}

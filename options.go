@@ -32,6 +32,9 @@ type options struct {
 	includeNotReady bool
 	translation     translation
 	podOnly         []string // the options used that only a Registry takes, by name
+	sliceOnly       []string // the options used that only an EndpointSliceDiscovery takes
+	serviceLabels   *string  // WithServiceLabelsMetadata's prefix; nil: not set
+	primaryPort     string   // WithPrimaryPort's port name; "": none
 	errs            []error
 }
 
@@ -147,16 +150,40 @@ func WithPodAnnotationsMetadata(prefix string) Option {
 // DefaultPortsMetadataPrefix is the prefix WithPortsMetadata("") uses: "port.http" = "8080".
 const DefaultPortsMetadataPrefix = "port."
 
-// WithPortsMetadata adds each named container port to its instance's metadata as
-// prefix+name = number; "" means DefaultPortsMetadataPrefix. Registered keys are never overwritten.
-// A Registry only: an EndpointSliceDiscovery's named ports are its endpoints' schemes.
+// WithPortsMetadata adds each named port to its instance's metadata as prefix+name = number: a
+// pod's container ports, or a Service's ports; "" means DefaultPortsMetadataPrefix. Registered
+// keys are never overwritten.
 func WithPortsMetadata(prefix string) Option {
 	if prefix == "" {
 		prefix = DefaultPortsMetadataPrefix
 	}
+	return optionFunc(func(o *options) { o.translation.portsPrefix = &prefix })
+}
+
+// WithServiceLabelsMetadata adds the labels of each instance's Service to its metadata, under keys
+// prefixed with prefix (which may be ""), as Spring's add-labels does. The labels are read from the
+// Service's EndpointSlices, onto which the EndpointSlice controller copies them (without its own
+// kubernetes.io/ and endpointslice.kubernetes.io/ keys): no permission on Services is needed. An
+// EndpointSliceDiscovery only; a Registry's counterpart is WithPodLabelsMetadata.
+func WithServiceLabelsMetadata(prefix string) Option {
 	return optionFunc(func(o *options) {
-		o.translation.portsPrefix = &prefix
-		o.podOnly = append(o.podOnly, "WithPortsMetadata")
+		o.serviceLabels = &prefix
+		o.sliceOnly = append(o.sliceOnly, "WithServiceLabelsMetadata")
+	})
+}
+
+// WithPrimaryPort names the port of a multi-port Service whose endpoints an instance has, as
+// Spring's primary-port-name does: when the Service has a port of that name, its instances have
+// that port's endpoints only (its scheme from its appProtocol or name, else "tcp"). Default: every
+// port whose appProtocol or name gives a scheme, else a Service's only port as "tcp". An
+// EndpointSliceDiscovery only: a Registry serves what was registered.
+func WithPrimaryPort(name string) Option {
+	return optionFunc(func(o *options) {
+		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+			o.errs = append(o.errs, fmt.Errorf("WithPrimaryPort(%q): a Service port name is a DNS label: %s", name, errs[0]))
+		}
+		o.primaryPort = name
+		o.sliceOnly = append(o.sliceOnly, "WithPrimaryPort")
 	})
 }
 

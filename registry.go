@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -41,6 +42,10 @@ func New(client kubernetes.Interface, opts ...Option) (*Registry, error) {
 	o := options{logger: slog.Default(), env: processEnvironment(), translation: defaultTranslation}
 	if err := applyOptions(&o, opts); err != nil {
 		return nil, err
+	}
+	if len(o.sliceOnly) > 0 {
+		return nil, fmt.Errorf("%w: %s: only an EndpointSliceDiscovery takes it (a Registry serves what pods registered)",
+			ErrInvalidOption, strings.Join(o.sliceOnly, ", "))
 	}
 	pod := o.pod
 	if !pod.known() {

@@ -93,7 +93,12 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*En
 		namespaces:      namespaces,
 		selector:        selector,
 		includeNotReady: o.includeNotReady,
-		translation:     sliceTranslation{securePorts: o.translation.securePorts},
+		translation: sliceTranslation{
+			securePorts:  o.translation.securePorts,
+			portsPrefix:  o.translation.portsPrefix,
+			labelsPrefix: o.serviceLabels,
+			primaryPort:  o.primaryPort,
+		},
 		logger:          o.logger,
 		life:            newLifecycle("EndpointSlices", endpointSlicesResource, namespaces, o.logger),
 		problems:        newSliceProblemLog(o.logger),

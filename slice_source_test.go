@@ -211,8 +211,13 @@ func TestTranslateSlice(t *testing.T) {
 		},
 		{
 			name:    "no usable port",
-			slice:   newSlice("cart-1", "cart", []discoveryv1.EndpointPort{slicePort("", 80, "")}, endpointAt("10.0.0.1")),
+			slice:   newSlice("cart-1", "cart", []discoveryv1.EndpointPort{slicePort("", 80, ""), slicePort("", 81, "")}, endpointAt("10.0.0.1")),
 			problem: "no port has a number and an appProtocol or a name",
+		},
+		{
+			name:  "the only port, of no known protocol, is served as tcp",
+			slice: newSlice("cart-1", "cart", []discoveryv1.EndpointPort{slicePort("", 5432, "")}, endpointAt("10.0.0.1")),
+			want:  []string{"10.0.0.1 2 tcp://10.0.0.1:5432 map[kuberegistry.io/namespace:shop]"},
 		},
 		{
 			name:  "no port and no endpoint: nothing to say",

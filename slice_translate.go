@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -28,7 +29,10 @@ func (e *sliceEntry) DeepCopyObject() runtime.Object {
 
 // sliceTranslation is how slices become endpoints: the settings of the options that apply.
 type sliceTranslation struct {
-	securePorts []int32 // ports whose endpoints are secure
+	securePorts  []int32 // ports whose endpoints are secure
+	portsPrefix  *string // WithPortsMetadata's prefix; nil: no ports in metadata
+	labelsPrefix *string // WithServiceLabelsMetadata's prefix; nil: no labels in metadata
+	primaryPort  string  // WithPrimaryPort's port name; "": none
 }
 
 // defaultSliceTranslation is the translation with every option at its default.
@@ -118,14 +122,15 @@ func (t sliceTranslation) translate(s *discoveryv1.EndpointSlice) (si sliceInsta
 		si.problem = fmt.Sprintf("addressType %q is not supported: only IPv4 and IPv6 slices are served", s.AddressType)
 		return si
 	}
-	ports := slicePorts(s.Ports, t.securePorts)
+	ports := t.ports(s)
 	if len(ports) == 0 {
 		if len(s.Endpoints) > 0 {
 			si.problem = "no port has a number and an appProtocol or a name that gives a URL scheme " +
-				`(such as appProtocol "http" or name "grpc"): its endpoints are not served`
+				`(such as appProtocol "http" or name "grpc"), and the slice has more than one port: its endpoints are not served`
 		}
 		return si
 	}
+	shared := t.sharedMetadata(s)
 	var problems []string
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
@@ -145,12 +150,26 @@ func (t sliceTranslation) translate(s *discoveryv1.EndpointSlice) (si sliceInsta
 			id = ref.Name
 			se.backend = "pod:" + cmp.Or(ref.Namespace, s.Namespace) + "/" + ref.Name
 		}
-		meta := map[string]string{MetadataKeyNamespace: s.Namespace}
+		// Ours first, then the shared keys where they do not collide (see sharedMetadata).
+		meta := make(map[string]string, len(shared)+4)
+		meta[MetadataKeyNamespace] = s.Namespace
 		if ep.Zone != nil && *ep.Zone != "" {
 			meta[MetadataKeyZone] = *ep.Zone
 		}
 		if ep.NodeName != nil && *ep.NodeName != "" {
 			meta[MetadataKeyNode] = *ep.NodeName
+		}
+		if ep.Hints != nil && len(ep.Hints.ForZones) > 0 {
+			zones := make([]string, len(ep.Hints.ForZones))
+			for i, z := range ep.Hints.ForZones {
+				zones[i] = z.Name
+			}
+			meta[MetadataKeyZoneHints] = strings.Join(zones, ",")
+		}
+		for k, v := range shared {
+			if _, taken := meta[k]; !taken {
+				meta[k] = v
+			}
 		}
 		urls := make([]string, 0, len(ports))
 		for _, p := range ports {
@@ -167,6 +186,69 @@ func (t sliceTranslation) translate(s *discoveryv1.EndpointSlice) (si sliceInsta
 		}
 	}
 	return si
+}
+
+// sliceLabelsOfItsOwn are the labels the EndpointSlice controller sets on a slice besides the
+// Service's own, which WithServiceLabelsMetadata leaves out.
+var sliceLabelsOfItsOwn = []string{discoveryv1.LabelServiceName, discoveryv1.LabelManagedBy, discoveryv1.LabelSkipMirror, "service.kubernetes.io/headless"}
+
+// sharedMetadata is the metadata every endpoint of a slice shares, by precedence: the Service's
+// named ports (WithPortsMetadata), then its labels (WithServiceLabelsMetadata) where no port took
+// the key. The keys of this package (MetadataKeyNamespace, …) come before both.
+func (t sliceTranslation) sharedMetadata(s *discoveryv1.EndpointSlice) map[string]string {
+	if t.portsPrefix == nil && t.labelsPrefix == nil {
+		return nil
+	}
+	meta := make(map[string]string)
+	if t.portsPrefix != nil {
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name != "" && p.Port != nil {
+				meta[*t.portsPrefix+*p.Name] = strconv.Itoa(int(*p.Port))
+			}
+		}
+	}
+	if t.labelsPrefix != nil {
+		for k, v := range s.Labels {
+			if _, taken := meta[*t.labelsPrefix+k]; !taken && !slices.Contains(sliceLabelsOfItsOwn, k) {
+				meta[*t.labelsPrefix+k] = v
+			}
+		}
+	}
+	return meta
+}
+
+// ports returns the ports of a slice whose endpoints an instance has, each with its scheme, once:
+// the primary port when the slice has it (WithPrimaryPort); else every port whose appProtocol or
+// name gives a scheme; else the slice's only port, as "tcp". An endpoint of a secure scheme or
+// port, or of a Service labelled secured=true, is marked secure.
+func (t sliceTranslation) ports(s *discoveryv1.EndpointSlice) []portProtocol {
+	securedService := strings.EqualFold(s.Labels[ServiceLabelSecured], "true")
+	mark := func(pp portProtocol) portProtocol {
+		if securedService || isSecureScheme(pp.scheme) || slices.Contains(t.securePorts, pp.port) {
+			pp.query = "isSecure=true"
+		}
+		return pp
+	}
+	numbered := func(p discoveryv1.EndpointPort) bool { return p.Port != nil && *p.Port >= 1 && *p.Port <= 65535 }
+	if t.primaryPort != "" {
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name == t.primaryPort && numbered(p) {
+				scheme, ok := portScheme(p)
+				if !ok {
+					scheme = "tcp"
+				}
+				return []portProtocol{mark(portProtocol{port: *p.Port, scheme: scheme})}
+			}
+		}
+	}
+	out := slicePorts(s.Ports, t.securePorts)
+	if len(out) == 0 && len(s.Ports) == 1 && numbered(s.Ports[0]) {
+		out = []portProtocol{{port: *s.Ports[0].Port, scheme: "tcp"}}
+	}
+	for i := range out {
+		out[i] = mark(out[i])
+	}
+	return out
 }
 
 // slicePorts returns the ports of a slice that give an endpoint, each with its scheme, once. An
