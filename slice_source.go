@@ -99,9 +99,9 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*En
 			labelsPrefix: o.serviceLabels,
 			primaryPort:  o.primaryPort,
 		},
-		logger:          o.logger,
-		life:            newLifecycle("EndpointSlices", endpointSlicesResource, namespaces, o.logger),
-		problems:        newSliceProblemLog(o.logger),
+		logger:   o.logger,
+		life:     newLifecycle("EndpointSlices", endpointSlicesResource, namespaces, o.logger),
+		problems: newSliceProblemLog(o.logger),
 	}
 	d.catalog = d.life.catalog
 	return d, nil
