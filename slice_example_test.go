@@ -103,3 +103,40 @@ func ExampleEndpointSliceDiscovery_Watch() {
 	// before: 2
 	// after: 1 web-7d9c-1
 }
+
+// A multi-port Service, discovered as Spring Cloud Kubernetes does: the primary port's endpoints,
+// the Service's named ports and labels in metadata. The EndpointSlice controller copies a
+// Service's labels onto its slices, which is where they are read from.
+func ExampleWithPrimaryPort() {
+	slice := webSlice("web-abcde", webPod("web-7d9c-1", "10.0.0.11", true))
+	admin, grpc := "admin", "grpc"
+	slice.Ports = append(slice.Ports,
+		discoveryv1.EndpointPort{Name: &grpc, Port: new(int32(9000))},
+		discoveryv1.EndpointPort{Name: &admin, Port: new(int32(9901))})
+	slice.Labels["team"] = "storefront"
+	d, err := kuberegistry.NewEndpointSliceDiscovery(fake.NewClientset(slice),
+		kuberegistry.WithNamespace("shop"),
+		kuberegistry.WithPrimaryPort("grpc"),
+		kuberegistry.WithPortsMetadata(""),
+		kuberegistry.WithServiceLabelsMetadata("label."))
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	if err := d.Start(context.Background()); err != nil {
+		panic(err)
+	}
+	instances, _ := d.GetService(context.Background(), "web")
+	in := instances[0]
+	fmt.Println(in.ID, in.Endpoints)
+	for _, k := range []string{"port.http", "port.grpc", "port.admin", "label.team", kuberegistry.MetadataKeyZone} {
+		fmt.Printf("%s=%s\n", k, in.Metadata[k])
+	}
+	// Output:
+	// web-7d9c-1 [grpc://10.0.0.11:9000]
+	// port.http=8080
+	// port.grpc=9000
+	// port.admin=9901
+	// label.team=storefront
+	// kuberegistry.io/zone=eu-1a
+}
