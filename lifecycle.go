@@ -53,7 +53,8 @@ func newLifecycle(what, resource string, namespaces []string, logger *slog.Logge
 // informers is what a source gives start: one informer per namespace, the handler they share,
 // and what to do once every informer has synced, before Start returns (nil: nothing).
 type informers struct {
-	namespaces []string
+	namespaces []string // each informer's namespace, "" for all
+	resources  []string // each informer's resource as a PermissionError names it; nil: the source's
 	informers  []cache.SharedIndexInformer
 	handler    cache.ResourceEventHandler
 	synced     func()
@@ -78,14 +79,17 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 	failures := make(chan *listError, 1)
 	synced := make([]<-chan struct{}, len(set.informers))
 	for i, informer := range set.informers {
-		ns := set.namespaces[i]
+		ns, what, resource := set.namespaces[i], l.what, l.resource
+		if set.resources != nil {
+			what, resource = set.resources[i], set.resources[i]
+		}
 		_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 			if ctx.Err() != nil {
 				return // Close ended the watch: nothing failed
 			}
-			l.logger.Warn("kuberegistry: listing or watching "+l.what+" failed; retrying", "namespace", ns, "error", err)
+			l.logger.Warn("kuberegistry: listing or watching "+what+" failed; retrying", "namespace", ns, "error", err)
 			select {
-			case failures <- &listError{namespace: ns, err: err}:
+			case failures <- &listError{namespace: ns, resource: resource, err: err}:
 			default: // start reads the latest; later ones are only logged
 			}
 		})
@@ -133,6 +137,7 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 // listError is a failure of the informer of one namespace.
 type listError struct {
 	namespace string
+	resource  string // as a PermissionError names it
 	err       error
 }
 
@@ -145,7 +150,7 @@ func (l *lifecycle) waitForSync(ctx context.Context, synced []<-chan struct{}, f
 			synced = synced[1:]
 		case f := <-failures:
 			if apierrors.IsForbidden(f.err) || apierrors.IsUnauthorized(f.err) {
-				return &PermissionError{Verb: "list", Resource: l.resource, Namespace: f.namespace, Err: f.err}
+				return &PermissionError{Verb: "list", Resource: f.resource, Namespace: f.namespace, Err: f.err}
 			}
 			last = f.err
 		case <-l.ctx.Done():

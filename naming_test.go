@@ -3,10 +3,13 @@ package kuberegistry
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -227,4 +230,49 @@ func TestRegistryRefusesSliceOnlyOptions(t *testing.T) {
 	_, err = NewEndpointSliceDiscovery(fake.NewClientset(), WithPrimaryPort("Bad_Name"))
 	require.ErrorIs(t, err, ErrInvalidOption)
 	assert.Contains(t, err.Error(), `WithPrimaryPort("Bad_Name")`)
+}
+
+// With WithServiceAnnotationsMetadata the Service source reads Services too: their annotations
+// come last in metadata, "secured" marks endpoints secure, and a change to them republishes.
+func TestEndpointSliceServiceAnnotations(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "web", Annotations: map[string]string{
+		"team": "storefront", "tier": "an annotation below the label", lastApplied: "{…}",
+	}}}
+	slice := newSlice("web-a", "web", httpPorts, endpointAt("10.0.0.1"))
+	slice.Labels["tier"] = "front"
+	client := fake.NewClientset(svc, slice)
+	d, err := NewEndpointSliceDiscovery(client, WithNamespace(testNamespace),
+		WithServiceLabelsMetadata(""), WithServiceAnnotationsMetadata(""), WithLogger(discardLogger()))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.Start(context.Background()))
+	got, err := d.GetService(context.Background(), "web")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "storefront", got[0].Metadata["team"])
+	assert.Equal(t, "front", got[0].Metadata["tier"], "a label wins over an annotation")
+	assert.NotContains(t, got[0].Metadata, lastApplied)
+	assert.Equal(t, []string{"http://10.0.0.1:8080"}, got[0].Endpoints)
+
+	svc.Annotations[ServiceLabelSecured] = "true"
+	_, err = client.CoreV1().Services(testNamespace).Update(context.Background(), svc, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, _ := d.GetService(context.Background(), "web")
+		return len(got) == 1 && got[0].Endpoints[0] == "http://10.0.0.1:8080?isSecure=true"
+	}, 5*time.Second, 10*time.Millisecond, "the secured annotation marks the endpoints")
+
+	_, err = New(fake.NewClientset(), WithServiceAnnotationsMetadata(""))
+	require.ErrorIs(t, err, ErrInvalidOption)
+}
+
+func TestMarkedSecure(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://10.0.0.1:80":                    "http://10.0.0.1:80?isSecure=true",
+		"grpc://10.0.0.1:9000?a=b":              "grpc://10.0.0.1:9000?a=b&isSecure=true",
+		"https://10.0.0.1:443?isSecure=true":    "https://10.0.0.1:443?isSecure=true",
+		"http://10.0.0.1:80?x=1&isSecure=false": "http://10.0.0.1:80?x=1&isSecure=false",
+	} {
+		assert.Equal(t, want, markedSecure(in), in)
+	}
 }

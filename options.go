@@ -34,6 +34,7 @@ type options struct {
 	podOnly         []string // the options used that only a Registry takes, by name
 	sliceOnly       []string // the options used that only an EndpointSliceDiscovery takes
 	serviceLabels   *string  // WithServiceLabelsMetadata's prefix; nil: not set
+	serviceNotes    *string  // WithServiceAnnotationsMetadata's prefix; nil: not set
 	primaryPort     string   // WithPrimaryPort's port name; "": none
 	errs            []error
 }
@@ -169,6 +170,20 @@ func WithServiceLabelsMetadata(prefix string) Option {
 	return optionFunc(func(o *options) {
 		o.serviceLabels = &prefix
 		o.sliceOnly = append(o.sliceOnly, "WithServiceLabelsMetadata")
+	})
+}
+
+// WithServiceAnnotationsMetadata adds the annotations of each instance's Service to its metadata,
+// under keys prefixed with prefix, below every other key (a key already set is never
+// overwritten), as Spring's add-annotations does; kubectl's last-applied-configuration is left
+// out. The Service's "secured" annotation then marks its endpoints secure, as its label always
+// does. Annotations are not copied onto EndpointSlices, so this option makes the discovery list
+// and watch the Services in scope too: grant list and watch on services. An
+// EndpointSliceDiscovery only; a Registry's counterpart is WithPodAnnotationsMetadata.
+func WithServiceAnnotationsMetadata(prefix string) Option {
+	return optionFunc(func(o *options) {
+		o.serviceNotes = &prefix
+		o.sliceOnly = append(o.sliceOnly, "WithServiceAnnotationsMetadata")
 	})
 }
 

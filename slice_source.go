@@ -3,6 +3,7 @@ package kuberegistry
 import (
 	"context"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"log/slog"
 	"slices"
 	"strings"
@@ -58,6 +59,8 @@ type EndpointSliceDiscovery struct {
 	namespaces      []string // discovery scope, one informer each; [""] is all namespaces
 	selector        string   // the slices listed: those of a Service, and the user's filter
 	includeNotReady bool     // serve every endpoint, whatever its conditions
+	serviceSelector string   // the user's filter on Services, for the Service informers; "": none
+	serviceNotes    *string  // WithServiceAnnotationsMetadata's prefix; nil: Services are not read
 	translation     sliceTranslation
 	logger          *slog.Logger
 	life            *lifecycle
@@ -83,9 +86,10 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*En
 			ErrInvalidOption, strings.Join(o.podOnly, ", "))
 	}
 	// A bare key selects the slices that have the label: those of a Service.
-	selector := discoveryv1.LabelServiceName
+	selector, serviceSelector := discoveryv1.LabelServiceName, ""
 	if o.selector != nil && !o.selector.Empty() {
-		selector += "," + o.selector.String()
+		serviceSelector = o.selector.String()
+		selector += "," + serviceSelector
 	}
 	namespaces := o.defaultNamespaces(detectPod(o.env))
 	d := &EndpointSliceDiscovery{
@@ -93,6 +97,8 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*En
 		namespaces:      namespaces,
 		selector:        selector,
 		includeNotReady: o.includeNotReady,
+		serviceSelector: serviceSelector,
+		serviceNotes:    o.serviceNotes,
 		translation: sliceTranslation{
 			securePorts:  o.translation.securePorts,
 			portsPrefix:  o.translation.portsPrefix,
@@ -114,12 +120,19 @@ func NewEndpointSliceDiscovery(client kubernetes.Interface, opts ...Option) (*En
 func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
 	return d.life.start(ctx, func() informers {
 		// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
-		set := informers{namespaces: d.namespaces}
+		set := informers{}
 		var indexers []cache.Indexer
 		for _, ns := range d.namespaces {
 			informer := newSliceInformer(d, ns)
+			set.namespaces = append(set.namespaces, ns)
+			set.resources = append(set.resources, endpointSlicesResource)
 			set.informers = append(set.informers, informer)
 			indexers = append(indexers, informer.GetIndexer())
+			if d.serviceNotes != nil { // annotations are on the Service only
+				set.namespaces = append(set.namespaces, ns)
+				set.resources = append(set.resources, "services")
+				set.informers = append(set.informers, newServiceInformer(d, ns))
+			}
 		}
 		handler := newSliceEvents(d, indexers)
 		set.handler, set.synced = handler, handler.flush
@@ -161,6 +174,31 @@ func (d *EndpointSliceDiscovery) Services(context.Context) ([]string, error) {
 // is closed.
 func (d *EndpointSliceDiscovery) WatchServices(ctx context.Context) (ServicesWatcher, error) {
 	return d.life.watchServices(ctx)
+}
+
+// newServiceInformer builds the informer of the Services of one namespace (or all), for their
+// annotations: transformed into entries that keep only those, with no periodic resync.
+func newServiceInformer(d *EndpointSliceDiscovery, namespace string) cache.SharedIndexInformer {
+	api := d.client.CoreV1().Services(namespace)
+	selector := d.serviceSelector
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector
+			return api.Watch(ctx, o)
+		},
+	}
+	informer := cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(lw, d.client),
+		&corev1.Service{},
+		cache.SharedIndexInformerOptions{ObjectDescription: "kuberegistry services"},
+	)
+	// Only fails once the informer has started.
+	_ = informer.SetTransform(toServiceEntry)
+	return informer
 }
 
 // newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services
@@ -214,11 +252,14 @@ type sliceEvents struct {
 	// instances, so that they are emptied when they lose them (all namespaces only).
 	published map[string][]string
 	pending   map[string]bool // the Services to publish at flush; nil once flushed
+	// notes holds, by "namespace/name", the annotations of the Services in scope, when the
+	// discovery reads Services (WithServiceAnnotationsMetadata).
+	notes map[string]map[string]string
 }
 
 func newSliceEvents(d *EndpointSliceDiscovery, indexers []cache.Indexer) *sliceEvents {
 	return &sliceEvents{d: d, problems: d.problems, indexers: indexers,
-		published: make(map[string][]string), pending: make(map[string]bool)}
+		published: make(map[string][]string), pending: make(map[string]bool), notes: make(map[string]map[string]string)}
 }
 
 // flush ends the initial list: it publishes every Service it saw once. Start calls it when the
@@ -234,15 +275,35 @@ func (h *sliceEvents) flush() {
 }
 
 func (h *sliceEvents) OnAdd(obj any, _ bool) {
-	if e, ok := obj.(*sliceEntry); ok {
+	switch e := obj.(type) {
+	case *sliceEntry:
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.problems.note(e.Namespace+"/"+e.Name, e.Namespace, e.Name, e.service, e.problem, false)
 		h.refresh(e.service)
+	case *serviceEntry:
+		h.noteService(e, false)
 	}
 }
 
+// noteService records a Service's annotations, or forgets them, and republishes the Service.
+func (h *sliceEvents) noteService(e *serviceEntry, deleted bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := e.Namespace + "/" + e.Name
+	if deleted {
+		delete(h.notes, key)
+	} else {
+		h.notes[key] = e.annotations
+	}
+	h.refresh(e.Name)
+}
+
 func (h *sliceEvents) OnUpdate(oldObj, newObj any) {
+	if e, ok := newObj.(*serviceEntry); ok {
+		h.noteService(e, false)
+		return
+	}
 	old, ok1 := oldObj.(*sliceEntry)
 	e, ok2 := newObj.(*sliceEntry)
 	if !ok1 || !ok2 {
@@ -262,11 +323,14 @@ func (h *sliceEvents) OnDelete(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	if e, ok := obj.(*sliceEntry); ok {
+	switch e := obj.(type) {
+	case *sliceEntry:
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.problems.note(e.Namespace+"/"+e.Name, e.Namespace, e.Name, e.service, e.problem, true)
 		h.refresh(e.service)
+	case *serviceEntry:
+		h.noteService(e, true)
 	}
 }
 
@@ -297,6 +361,9 @@ func (h *sliceEvents) refresh(name string) {
 		instances := slices.Clip(aggregateSlices(entries, h.d.includeNotReady)) // len == cap: see below
 		if len(instances) == 0 {
 			continue
+		}
+		if h.d.serviceNotes != nil {
+			instances = withServiceAnnotations(instances, h.notes[ns+"/"+name], *h.d.serviceNotes)
 		}
 		if all == nil {
 			all = instances

@@ -3,6 +3,8 @@ package kuberegistry
 import (
 	"cmp"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -362,4 +364,82 @@ func mergeURLs(a, b []string) []string {
 	out = append(append(out, a...), b...)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// serviceEntry is what the Service informers cache of a Service: its key and its annotations.
+type serviceEntry struct {
+	entryMeta
+	annotations map[string]string
+}
+
+// DeepCopyObject returns a shallow copy: the annotations it points to are never changed.
+func (e *serviceEntry) DeepCopyObject() runtime.Object {
+	c := *e
+	return &c
+}
+
+// lastApplied is kubectl's copy of the whole object: large, and no metadata of an instance.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// toServiceEntry is the Service informers' transform; idempotent, as transforms must be.
+func toServiceEntry(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil // already an entry, or a tombstone of one
+	}
+	annotations := make(map[string]string, len(svc.Annotations))
+	for k, v := range svc.Annotations {
+		if k != lastApplied {
+			annotations[k] = v
+		}
+	}
+	return &serviceEntry{
+		entryMeta:   entryMeta{metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name, ResourceVersion: svc.ResourceVersion}},
+		annotations: annotations,
+	}, nil
+}
+
+// withServiceAnnotations returns a Service's instances with its annotations in their metadata,
+// under prefix and below every key already there, and, when the Service is annotated
+// secured=true, every endpoint marked secure; sorted again. The instances given are not changed.
+func withServiceAnnotations(instances []*ServiceInstance, annotations map[string]string, prefix string) []*ServiceInstance {
+	if len(annotations) == 0 {
+		return instances
+	}
+	secured := strings.EqualFold(annotations[ServiceLabelSecured], "true")
+	out := make([]*ServiceInstance, len(instances))
+	for i, in := range instances {
+		c := *in
+		c.Metadata = make(map[string]string, len(in.Metadata)+len(annotations))
+		maps.Copy(c.Metadata, in.Metadata)
+		for k, v := range annotations {
+			if _, taken := c.Metadata[prefix+k]; !taken {
+				c.Metadata[prefix+k] = v
+			}
+		}
+		if secured {
+			c.Endpoints = make([]string, len(in.Endpoints))
+			for j, e := range in.Endpoints {
+				c.Endpoints[j] = markedSecure(e)
+			}
+		}
+		out[i] = &c
+	}
+	sortInstances(out)
+	return out
+}
+
+// markedSecure adds isSecure=true to an endpoint URL's query unless it says isSecure already.
+func markedSecure(endpoint string) string {
+	query := ""
+	if i := strings.IndexByte(endpoint, '?'); i >= 0 {
+		query = endpoint[i+1:]
+	}
+	if strings.Contains("&"+query, "&isSecure=") {
+		return endpoint
+	}
+	if query == "" && !strings.HasSuffix(endpoint, "?") {
+		return endpoint + "?isSecure=true"
+	}
+	return endpoint + "&isSecure=true"
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // sliceReader is the Role a client of plain Services needs (the README's): list and watch
@@ -132,4 +134,40 @@ func TestServiceSourceParity(t *testing.T) {
 	primary := start(kuberegistry.WithPrimaryPort("admin"))
 	waitFor(t, primary, "web."+east, "tcp://10.30.0.1:9000")
 	waitFor(t, primary, "web."+west, "http://10.30.1.1:8080?isSecure=true") // it has no port admin
+
+	// Annotations live on the Service only: reading them needs list and watch on Services, and
+	// a client without that permission is told so at Start.
+	if _, err := adminClient(t).CoreV1().Services(east).Patch(t.Context(), "web", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"owner":"storefront","secured":"true"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := kuberegistry.NewEndpointSliceDiscovery(user, kuberegistry.WithNamespaces(east, west),
+		kuberegistry.WithServiceAnnotationsMetadata("note."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notes.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var perm *kuberegistry.PermissionError
+	if err := notes.Start(ctx); !errors.As(err, &perm) || perm.Resource != "services" || perm.Verb != "list" {
+		t.Fatalf("Start without permission on Services = %v; want a PermissionError for list services", err)
+	}
+	t.Logf("Start said: %v", perm)
+	serviceReader := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "service-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}}},
+	}
+	for _, ns := range []string{east, west} {
+		grant(t, ns, "services-client", serviceReader)
+	}
+	eventually(t, func() error {
+		_, err := user.CoreV1().Services(west).List(t.Context(), metav1.ListOptions{})
+		return err
+	})
+	annotated := start(kuberegistry.WithServiceAnnotationsMetadata("note."))
+	got := waitFor(t, annotated, "web."+east, "http://10.30.0.1:8080?isSecure=true", "http://10.30.0.1:9090?isSecure=true")
+	if got[0].Metadata["note.owner"] != "storefront" {
+		t.Errorf("metadata %v lacks the Service's annotation note.owner", got[0].Metadata)
+	}
 }
