@@ -548,62 +548,6 @@ func TestEndpointSliceWatch(t *testing.T) {
 	assert.Empty(t, got)
 }
 
-func TestEndpointSliceWatchCoalescesBursts(t *testing.T) {
-	f := newSliceFixture(t, nil)
-	w, err := f.d.Watch(context.Background(), "web")
-	require.NoError(t, err)
-	defer w.Stop()
-	_, err = w.Next()
-	require.NoError(t, err)
-	for i := range 20 {
-		f.create(t, newSlice(fmt.Sprintf("web-%d", i), "web", httpPorts, manyEndpoints(i*5, 5)...))
-	}
-	require.Eventually(t, func() bool {
-		got, _ := f.d.GetService(context.Background(), "web")
-		return len(got) == 100
-	}, 10*time.Second, time.Millisecond)
-	assert.LessOrEqual(t, len(w.(*watcher).wake), 1, "one pending wake-up at most")
-	got, err := w.Next()
-	require.NoError(t, err)
-	assert.Len(t, got, 100, "Next jumps to the latest set")
-}
-
-func TestEndpointSliceWatchEnds(t *testing.T) {
-	tests := []struct {
-		name  string
-		end   func(f *sliceFixture, w Watcher, cancel context.CancelFunc)
-		cause error
-	}{
-		{"Stop", func(_ *sliceFixture, w Watcher, _ context.CancelFunc) { _ = w.Stop() }, errWatcherStopped},
-		{"context canceled", func(_ *sliceFixture, _ Watcher, cancel context.CancelFunc) { cancel() }, context.Canceled},
-		{"discovery closed", func(f *sliceFixture, _ Watcher, _ context.CancelFunc) { _ = f.d.Close() }, ErrClosed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newSliceFixture(t, nil, newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1")))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			w, err := f.d.Watch(ctx, "cart")
-			require.NoError(t, err)
-			_, err = w.Next()
-			require.NoError(t, err)
-			next := nextAsync(t, w)
-			tt.end(f, w, cancel)
-			r := receive(t, next)
-			require.ErrorIs(t, r.err, context.Canceled)
-			require.ErrorIs(t, r.err, tt.cause)
-			_, err = w.Next()
-			require.ErrorIs(t, err, context.Canceled, "a stopped watcher stays stopped")
-			require.Eventually(t, func() bool {
-				f.d.catalog.mu.RLock()
-				defer f.d.catalog.mu.RUnlock()
-				s := f.d.catalog.services["cart"]
-				return s == nil || len(s.watchers) == 0
-			}, 5*time.Second, time.Millisecond, "the watcher left the catalog")
-		})
-	}
-}
-
 func TestEndpointSliceLifecycle(t *testing.T) {
 	client := fake.NewClientset(newSlice("cart-a", "cart", httpPorts, endpointAt("10.0.0.1")))
 	d, err := NewEndpointSliceDiscovery(client, WithNamespace(testNamespace), WithLogger(discardLogger()))
