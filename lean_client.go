@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kuberegistry/kuberegistry/internal/leanpod"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,23 +41,13 @@ func (typedPods) object() runtime.Object { return &corev1.Pod{} }
 // leanPods lists and watches pods as leanPods, over protobuf.
 type leanPods struct{ client rest.Interface }
 
-// leanScheme knows v1 Pods and PodLists as leanPod and leanPodList, and the meta types the API
-// server answers with (Status on errors, WatchEvent frames).
-var leanScheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	s.AddKnownTypeWithName(corev1.SchemeGroupVersion.WithKind("Pod"), &leanPod{})
-	s.AddKnownTypeWithName(corev1.SchemeGroupVersion.WithKind("PodList"), &leanPodList{})
-	metav1.AddToGroupVersion(s, corev1.SchemeGroupVersion)
-	return s
-}()
-
 // newLeanPods builds the lean pod client on the same HTTP client, hence connection, as the
 // registry's typed client.
 func newLeanPods(cfg *rest.Config, httpClient *http.Client) (leanPods, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.APIPath = "/api"
 	cfg.GroupVersion = &corev1.SchemeGroupVersion
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(leanScheme).WithoutConversion()
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(leanpod.Scheme).WithoutConversion()
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	client, err := rest.RESTClientForConfigAndClient(cfg, httpClient)
@@ -63,7 +55,7 @@ func newLeanPods(cfg *rest.Config, httpClient *http.Client) (leanPods, error) {
 }
 
 func (l leanPods) List(ctx context.Context, ns string, o metav1.ListOptions) (runtime.Object, error) {
-	list := &leanPodList{}
+	list := &leanpod.PodList{}
 	err := l.client.Get().NamespaceIfScoped(ns, ns != "").Resource("pods").
 		VersionedParams(&o, scheme.ParameterCodec).Timeout(timeoutOf(o)).Do(ctx).Into(list)
 	return list, err
@@ -75,7 +67,7 @@ func (l leanPods) Watch(ctx context.Context, ns string, o metav1.ListOptions) (w
 		VersionedParams(&o, scheme.ParameterCodec).Timeout(timeoutOf(o)).Watch(ctx)
 }
 
-func (leanPods) object() runtime.Object { return &leanPod{} }
+func (leanPods) object() runtime.Object { return &leanpod.Pod{} }
 
 func timeoutOf(o metav1.ListOptions) time.Duration {
 	if o.TimeoutSeconds == nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kuberegistry/kuberegistry/internal/leanpod"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -318,7 +320,7 @@ func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *p
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		pod = o
-	case *leanPod:
+	case *leanpod.Pod:
 		pod = &o.Pod
 	default:
 		return obj, nil // already an entry, or a tombstone of one

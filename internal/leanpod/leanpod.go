@@ -1,4 +1,6 @@
-package kuberegistry
+// Package leanpod decodes v1 Pods from protobuf with only the fields a service registry reads,
+// skipping the rest unread. It needs nothing of kuberegistry: kuberegistry's lean client uses it.
+package leanpod
 
 import (
 	"errors"
@@ -11,31 +13,31 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// leanPod is a pod decoded from protobuf with only what discovery reads: the metadata without
+// Pod is a pod decoded from protobuf with only what discovery reads: the metadata without
 // owner references, finalizers and managed fields; the containers' ports; the status's phase,
 // conditions and IPs. Most of a pod's bytes — environment, probes, resources, volumes, container
-// statuses, managed fields — are skipped unread, so a registry started with NewForConfig lists
+// statuses, managed fields — are skipped unread, so a registry (kuberegistry.NewForConfig) lists
 // and watches pods at a fraction of the CPU and garbage of a full decode. Decoded from JSON (a
 // server that does not speak protobuf), it is the whole pod.
-type leanPod struct{ corev1.Pod }
+type Pod struct{ corev1.Pod }
 
-// leanPodList is a PodList of leanPods.
-type leanPodList struct {
+// PodList is a PodList of leanPods.
+type PodList struct {
 	metav1.TypeMeta
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []leanPod `json:"items"`
+	Items           []Pod `json:"items"`
 }
 
-func (p *leanPod) DeepCopyObject() runtime.Object { return &leanPod{*p.Pod.DeepCopy()} }
+func (p *Pod) DeepCopyObject() runtime.Object { return &Pod{*p.Pod.DeepCopy()} }
 
 // Unmarshal decodes a protobuf v1.Pod, reading only what discovery needs.
-func (p *leanPod) Unmarshal(data []byte) error {
+func (p *Pod) Unmarshal(data []byte) error {
 	p.Pod = corev1.Pod{}
-	return decodeLeanPod(&p.Pod, data)
+	return decodePod(&p.Pod, data)
 }
 
-func (l *leanPodList) DeepCopyObject() runtime.Object {
-	c := &leanPodList{TypeMeta: l.TypeMeta, Items: make([]leanPod, len(l.Items))}
+func (l *PodList) DeepCopyObject() runtime.Object {
+	c := &PodList{TypeMeta: l.TypeMeta, Items: make([]Pod, len(l.Items))}
 	l.ListMeta.DeepCopyInto(&c.ListMeta)
 	for i := range l.Items {
 		l.Items[i].Pod.DeepCopyInto(&c.Items[i].Pod)
@@ -43,18 +45,18 @@ func (l *leanPodList) DeepCopyObject() runtime.Object {
 	return c
 }
 
-func (l *leanPodList) Reset() { *l = leanPodList{} }
+func (l *PodList) Reset() { *l = PodList{} }
 
-// Unmarshal decodes a protobuf v1.PodList, each pod as decodeLeanPod does.
-func (l *leanPodList) Unmarshal(data []byte) error {
+// Unmarshal decodes a protobuf v1.PodList, each pod as decodePod does.
+func (l *PodList) Unmarshal(data []byte) error {
 	l.ListMeta, l.Items = metav1.ListMeta{}, nil
 	return eachField(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			return l.ListMeta.Unmarshal(v)
 		case num == 2 && typ == protowire.BytesType:
-			l.Items = append(l.Items, leanPod{})
-			return decodeLeanPod(&l.Items[len(l.Items)-1].Pod, v)
+			l.Items = append(l.Items, Pod{})
+			return decodePod(&l.Items[len(l.Items)-1].Pod, v)
 		}
 		return nil
 	})
@@ -76,16 +78,16 @@ const (
 	statusPodIPs    = 12
 )
 
-// decodeLeanPod decodes what discovery reads of a protobuf v1.Pod into pod. Malformed bytes give
+// decodePod decodes what discovery reads of a protobuf v1.Pod into pod. Malformed bytes give
 // an error, never a panic.
-func decodeLeanPod(pod *corev1.Pod, data []byte) error {
+func decodePod(pod *corev1.Pod, data []byte) error {
 	return eachField(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if typ != protowire.BytesType {
 			return nil
 		}
 		switch num {
 		case fieldPodMetadata:
-			return decodeLeanMeta(&pod.ObjectMeta, v)
+			return decodeMeta(&pod.ObjectMeta, v)
 		case fieldPodSpec:
 			return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
 				if num != specContainers || typ != protowire.BytesType {
@@ -103,13 +105,13 @@ func decodeLeanPod(pod *corev1.Pod, data []byte) error {
 				return err
 			})
 		case fieldPodStatus:
-			return decodeLeanStatus(&pod.Status, v)
+			return decodeStatus(&pod.Status, v)
 		}
 		return nil
 	})
 }
 
-func decodeLeanMeta(m *metav1.ObjectMeta, data []byte) error {
+func decodeMeta(m *metav1.ObjectMeta, data []byte) error {
 	return eachField(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if typ != protowire.BytesType {
 			return nil
@@ -141,7 +143,7 @@ func decodeLeanMeta(m *metav1.ObjectMeta, data []byte) error {
 	})
 }
 
-func decodeLeanStatus(s *corev1.PodStatus, data []byte) error {
+func decodeStatus(s *corev1.PodStatus, data []byte) error {
 	return eachField(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if typ != protowire.BytesType {
 			return nil
@@ -205,3 +207,13 @@ func eachField(data []byte, fn func(protowire.Number, protowire.Type, []byte) er
 	}
 	return nil
 }
+
+// Scheme knows v1 Pods and PodLists as Pod and PodList, and the meta types the API
+// server answers with (Status on errors, WatchEvent frames).
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	s.AddKnownTypeWithName(corev1.SchemeGroupVersion.WithKind("Pod"), &Pod{})
+	s.AddKnownTypeWithName(corev1.SchemeGroupVersion.WithKind("PodList"), &PodList{})
+	metav1.AddToGroupVersion(s, corev1.SchemeGroupVersion)
+	return s
+}()
