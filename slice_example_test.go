@@ -140,3 +140,25 @@ func ExampleWithPrimaryPort() {
 	// label.team=storefront
 	// kuberegistry.io/zone=eu-1a
 }
+
+// A Service's annotations in its instances' metadata. They live on the Service only, so this
+// option makes the discovery read Services too (grant list and watch on services); a Service
+// annotated secured=true has its endpoints marked secure, as go-kratos expects.
+func ExampleWithServiceAnnotationsMetadata() {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web",
+		Annotations: map[string]string{"owner": "storefront", "secured": "true"}}}
+	client := fake.NewClientset(svc, webSlice("web-abcde", webPod("web-7d9c-1", "10.0.0.11", true)))
+	d, err := kuberegistry.NewEndpointSliceDiscovery(client,
+		kuberegistry.WithNamespace("shop"), kuberegistry.WithServiceAnnotationsMetadata("annotation."))
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	if err := d.Start(context.Background()); err != nil {
+		panic(err)
+	}
+	instances, _ := d.GetService(context.Background(), "web")
+	fmt.Println(instances[0].Endpoints, instances[0].Metadata["annotation.owner"])
+	// Output:
+	// [http://10.0.0.11:8080?isSecure=true] storefront
+}

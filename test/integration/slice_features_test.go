@@ -78,7 +78,7 @@ func TestServiceSourceParity(t *testing.T) {
 	empty := serviceSlice(east, "web-empty", "web") // no endpoints, no ports: as for a Service with none
 	empty.Ports = nil
 	createSlice(t, labelled(empty, front))
-	createSlice(t, labelled(serviceSlice(west, "web-b", "web", readyEndpoint("web-1", "10.30.1.1")), secured))
+	createSlice(t, labelled(serviceSlice(west, "web-b", "web", readyEndpoint("web-1", "10.30.1.1"), notReadyEndpoint("web-2", "10.30.1.2")), secured))
 	createSlice(t, labelled(serviceSlice(east, "db-a", "db", readyEndpoint("db-0", "10.30.0.9")), map[string]string{"tier": "data"}))
 	legacy := serviceSlice(east, "legacy-1", "legacy", discoveryv1.Endpoint{Addresses: []string{"192.0.2.7"}})
 	legacy.Labels[discoveryv1.LabelManagedBy] = "staff" // a slice written by hand for a Service without a selector
@@ -130,6 +130,9 @@ func TestServiceSourceParity(t *testing.T) {
 	if err != nil || !slices.Equal(names, []string{"legacy", "web"}) {
 		t.Errorf("Services = %v, %v; want legacy and web (db is not tier=front)", names, err)
 	}
+
+	everyone := start(kuberegistry.WithIncludeNotReady())
+	waitFor(t, everyone, "web."+west, "http://10.30.1.1:8080?isSecure=true", "http://10.30.1.2:8080?isSecure=true")
 
 	primary := start(kuberegistry.WithPrimaryPort("admin"))
 	waitFor(t, primary, "web."+east, "tcp://10.30.0.1:9000")
