@@ -19,6 +19,10 @@ var (
 	ErrInvalidName = errors.New("kuberegistry: invalid service name")
 	// ErrInvalidOption is returned by New for a bad option or client.
 	ErrInvalidOption = errors.New("kuberegistry: invalid option")
+	// ErrStale is wrapped by the error Check returns when discovery has not been in sync with the
+	// API server for longer than it allows; the error also wraps the last failure (a
+	// *PermissionError when RBAC refused). Discovery keeps serving the last known instances.
+	ErrStale = errors.New("kuberegistry: discovery is stale")
 	// ErrNoPodIdentity is returned by Register and Deregister when the registry cannot tell which
 	// pod it runs in.
 	ErrNoPodIdentity = errors.New("kuberegistry: cannot tell which pod this process runs in: " +

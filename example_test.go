@@ -3,6 +3,9 @@ package kuberegistry_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"time"
 
 	"github.com/kuberegistry/kuberegistry"
 	corev1 "k8s.io/api/core/v1"
@@ -81,4 +84,34 @@ func ExampleRegistry_Register_invalid() {
 	err := reg.Register(context.Background(), &kuberegistry.ServiceInstance{Name: "shop/cart"})
 	fmt.Println(err)
 	// Output: kuberegistry: invalid service instance: name "shop/cart": it holds '/'; a service name is a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit
+}
+
+// A health endpoint: discovery keeps serving its last instances when the API server is gone, and
+// Check says when that has lasted longer than the process may tolerate.
+func ExampleRegistry_Check() {
+	reg, err := kuberegistry.New(fake.NewClientset(), kuberegistry.WithNamespace("shop"))
+	if err != nil {
+		panic(err)
+	}
+	defer reg.Close()
+	healthz := func(w http.ResponseWriter, _ *http.Request) {
+		if err := reg.Check(2 * time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+	probe := func() {
+		rec := httptest.NewRecorder()
+		healthz(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	probe() // not started yet
+	if err := reg.Start(context.Background()); err != nil {
+		panic(err)
+	}
+	probe()
+	// Output:
+	// 503 kuberegistry: not started: call Start before GetService or Watch
+	// 200 ok
 }

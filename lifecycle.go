@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -37,9 +38,10 @@ type lifecycle struct {
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 
-	mu            sync.Mutex         // guards state transitions and stopInformers
+	mu            sync.Mutex         // guards state transitions, stopInformers and health
 	state         atomic.Int32       // a registryState; read without mu on hot paths
 	stopInformers context.CancelFunc // ends the informers of a successful Start
+	health        []*informerHealth  // one per informer of the running Start
 	wg            sync.WaitGroup     // the informers' goroutines and the watchers' clean-ups
 	closeOnce     sync.Once
 }
@@ -53,11 +55,10 @@ func newLifecycle(what, resource string, namespaces []string, logger *slog.Logge
 // informers is what a source gives start: one informer per namespace, the handler they share,
 // and what to do once every informer has synced, before Start returns (nil: nothing).
 type informers struct {
-	namespaces []string // each informer's namespace, "" for all
-	resources  []string // each informer's resource as a PermissionError names it; nil: the source's
-	informers  []cache.SharedIndexInformer
-	handler    cache.ResourceEventHandler
-	synced     func()
+	health    []*informerHealth // each informer's namespace, resource and health
+	informers []cache.SharedIndexInformer
+	handler   cache.ResourceEventHandler
+	synced    func()
 }
 
 // start runs the informers that build makes, and returns once the handler has seen every
@@ -79,20 +80,19 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 	failures := make(chan *listError, 1)
 	synced := make([]<-chan struct{}, len(set.informers))
 	for i, informer := range set.informers {
-		ns, what, resource := set.namespaces[i], l.what, l.resource
-		if set.resources != nil {
-			what, resource = set.resources[i], set.resources[i]
-		}
+		health := set.health[i]
 		_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 			if ctx.Err() != nil {
 				return // Close ended the watch: nothing failed
 			}
-			l.logger.Warn("kuberegistry: listing or watching "+what+" failed; retrying", "namespace", ns, "error", err)
+			health.failed(err, time.Now())
+			l.logger.Warn("kuberegistry: listing or watching "+health.resource+" failed; retrying", "namespace", health.namespace, "error", err)
 			select {
-			case failures <- &listError{namespace: ns, resource: resource, err: err}:
+			case failures <- &listError{namespace: health.namespace, resource: health.resource, err: err}:
 			default: // start reads the latest; later ones are only logged
 			}
 		})
+		health.wg = &l.wg
 		registration, _ := informer.AddEventHandler(set.handler)
 		synced[i] = registration.HasSyncedChecker().Done()
 	}
@@ -118,7 +118,7 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 	defer l.mu.Unlock()
 	if err == nil && registryState(l.state.Load()) == stateStarting {
 		l.state.Store(int32(stateStarted))
-		l.stopInformers = stop
+		l.stopInformers, l.health = stop, set.health
 		return nil
 	}
 	stop()

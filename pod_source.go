@@ -36,7 +36,7 @@ var registeredPodsSelector = func() labels.Selector {
 // newPodInformer builds the informer of one namespace (or all): the registered pods that match
 // the registry's selector, transformed into entries, with no periodic resync. The handler keeps
 // each service's pods itself (see servicePods), so the informer needs no index.
-func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
+func newPodInformer(r *Registry, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	pods := r.pods
 	selector := r.selector.String()
 	lw := &cache.ListWatch{
@@ -50,7 +50,7 @@ func newPodInformer(r *Registry, namespace string) cache.SharedIndexInformer {
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, listThenWatch{}),
+		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), listThenWatch{}),
 		pods.object(),
 		cache.SharedIndexInformerOptions{
 			ObjectDescription: "kuberegistry pods",

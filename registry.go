@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -93,9 +94,11 @@ func (r *Registry) Start(ctx context.Context) error {
 	return r.life.start(ctx, func() informers {
 		// One informer per namespace, so that namespaced Roles suffice; one handler serves them all.
 		handler := newPodEvents(r)
-		set := informers{namespaces: r.namespaces, handler: handler, synced: handler.flush}
+		set := informers{handler: handler, synced: handler.flush}
 		for _, ns := range r.namespaces {
-			set.informers = append(set.informers, newPodInformer(r, ns))
+			health := newInformerHealth(ns, "pods")
+			set.health = append(set.health, health)
+			set.informers = append(set.informers, newPodInformer(r, ns, health))
 		}
 		return set
 	}, func() {
@@ -137,3 +140,18 @@ func (r *Registry) Watch(ctx context.Context, name string) (Watcher, error) {
 func (r *Registry) WatchServices(ctx context.Context) (ServicesWatcher, error) {
 	return r.life.watchServices(ctx)
 }
+
+// Check reports whether discovery is in sync with the API server: nil while every informer lists
+// and watches, or has failed for less than maxStale; otherwise an error wrapping ErrStale and the
+// last failure (a *PermissionError when RBAC refused). It is meant for a health endpoint, as
+// client-go's leaderelection Check is. A quiet namespace is never stale: an open watch hears of
+// every change. A failure is seen as soon as the API server closes the connection or refuses a
+// request, and within about 45 s of a silent network partition (client-go's HTTP/2 health check:
+// 30 s without a frame, then a 15 s ping timeout). Before Start it returns ErrNotStarted, after
+// Close ErrClosed.
+func (r *Registry) Check(maxStale time.Duration) error { return r.life.check(maxStale, time.Now()) }
+
+// Status returns a snapshot of the registry's health: whether it is synced, and for each
+// namespace whether its list and watch are established, since when they fail and why, and when
+// the last change arrived.
+func (r *Registry) Status() Status { return r.life.status() }

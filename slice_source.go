@@ -3,11 +3,13 @@ package kuberegistry
 import (
 	"context"
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,15 +125,15 @@ func (d *EndpointSliceDiscovery) Start(ctx context.Context) error {
 		set := informers{}
 		var indexers []cache.Indexer
 		for _, ns := range d.namespaces {
-			informer := newSliceInformer(d, ns)
-			set.namespaces = append(set.namespaces, ns)
-			set.resources = append(set.resources, endpointSlicesResource)
+			health := newInformerHealth(ns, endpointSlicesResource)
+			informer := newSliceInformer(d, ns, health)
+			set.health = append(set.health, health)
 			set.informers = append(set.informers, informer)
 			indexers = append(indexers, informer.GetIndexer())
 			if d.serviceNotes != nil { // annotations are on the Service only
-				set.namespaces = append(set.namespaces, ns)
-				set.resources = append(set.resources, "services")
-				set.informers = append(set.informers, newServiceInformer(d, ns))
+				health := newInformerHealth(ns, "services")
+				set.health = append(set.health, health)
+				set.informers = append(set.informers, newServiceInformer(d, ns, health))
 			}
 		}
 		handler := newSliceEvents(d, indexers)
@@ -164,6 +166,14 @@ func (d *EndpointSliceDiscovery) Watch(ctx context.Context, name string) (Watche
 	return d.life.watch(ctx, name)
 }
 
+// Check reports whether discovery is in sync with the API server, as Registry.Check does.
+func (d *EndpointSliceDiscovery) Check(maxStale time.Duration) error {
+	return d.life.check(maxStale, time.Now())
+}
+
+// Status returns a snapshot of the discovery's health, as Registry.Status does.
+func (d *EndpointSliceDiscovery) Status() Status { return d.life.status() }
+
 // Services returns the names of the Services that have at least one served instance, sorted.
 func (d *EndpointSliceDiscovery) Services(context.Context) ([]string, error) {
 	return d.life.services()
@@ -178,7 +188,7 @@ func (d *EndpointSliceDiscovery) WatchServices(ctx context.Context) (ServicesWat
 
 // newServiceInformer builds the informer of the Services of one namespace (or all), for their
 // annotations: transformed into entries that keep only those, with no periodic resync.
-func newServiceInformer(d *EndpointSliceDiscovery, namespace string) cache.SharedIndexInformer {
+func newServiceInformer(d *EndpointSliceDiscovery, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	api := d.client.CoreV1().Services(namespace)
 	selector := d.serviceSelector
 	lw := &cache.ListWatch{
@@ -192,7 +202,7 @@ func newServiceInformer(d *EndpointSliceDiscovery, namespace string) cache.Share
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, d.client),
+		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), d.client),
 		&corev1.Service{},
 		cache.SharedIndexInformerOptions{ObjectDescription: "kuberegistry services"},
 	)
@@ -203,7 +213,7 @@ func newServiceInformer(d *EndpointSliceDiscovery, namespace string) cache.Share
 
 // newSliceInformer builds the one informer of an EndpointSliceDiscovery: the slices of Services
 // in one namespace (or all), transformed into entries, indexed by Service, with no periodic resync.
-func newSliceInformer(d *EndpointSliceDiscovery, namespace string) cache.SharedIndexInformer {
+func newSliceInformer(d *EndpointSliceDiscovery, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	api := d.client.DiscoveryV1().EndpointSlices(namespace)
 	selector := d.selector
 	lw := &cache.ListWatch{
@@ -217,7 +227,7 @@ func newSliceInformer(d *EndpointSliceDiscovery, namespace string) cache.SharedI
 		},
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, d.client),
+		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), d.client),
 		&discoveryv1.EndpointSlice{},
 		cache.SharedIndexInformerOptions{
 			Indexers:          cache.Indexers{serviceIndex: indexSliceByService},

@@ -169,6 +169,8 @@ func verifyClientsLeftNothing(t *testing.T, before leakBaseline) {
 		goleak.IgnoreAnyFunction("k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"),
 		// The HTTP/2 stream of a registry's open watch (gRPC has an HTTP/2 of its own).
 		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*clientStream).writeRequest"),
+		// The registry's own follower of that watch (its health; the registry's Close waits for it).
+		goleak.IgnoreAnyFunction("github.com/kuberegistry/kuberegistry.(*informerHealth).follow.func1"),
 	)
 	goleak.VerifyNone(t, opts...)
 }

@@ -1,0 +1,228 @@
+package kuberegistry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Status is a snapshot of a discovery source's health, for a health endpoint or a log line.
+type Status struct {
+	// Synced reports whether Start has returned successfully and Close has not been called.
+	Synced bool
+	// Informers has one entry per informer: one per namespace in scope and resource listed.
+	Informers []InformerStatus
+}
+
+// InformerStatus is the health of one informer: the list and watch of one resource in one
+// namespace ("" for all namespaces).
+type InformerStatus struct {
+	Namespace string // "" for all namespaces
+	Resource  string // "pods", "endpointslices.discovery.k8s.io", "services"
+	// Watching reports whether the informer's last list succeeded and its watch is open: it
+	// then hears of every change, however quiet the namespace.
+	Watching bool
+	// FailingSince is when listing or watching started to fail, zero while it does not.
+	FailingSince time.Time
+	// LastError is the last failure, nil once the informer lists or watches again. A refusal
+	// for lack of RBAC permission is an API status error for which apierrors.IsForbidden holds.
+	LastError error
+	// LastEvent is when the informer last heard from the API server: a list, a watch event or a
+	// bookmark (which the API server sends on a quiet watch about once a minute).
+	LastEvent time.Time
+}
+
+// informerHealth is what Check and Status know of one informer: its lists and watches report to
+// it (see observe), and the reflector's error handler its failures.
+type informerHealth struct {
+	namespace, resource string
+	wg                  *sync.WaitGroup // the lifecycle's: owns the watches' forwarding goroutines
+
+	mu           sync.Mutex // guards watching, failingSince and lastError
+	watching     bool
+	failingSince time.Time
+	lastError    error
+	lastEvent    atomic.Int64 // unix nanoseconds of the last event; 0: none
+}
+
+func newInformerHealth(namespace, resource string) *informerHealth {
+	return &informerHealth{namespace: namespace, resource: resource}
+}
+
+// observe makes lw report its lists and watches to h. The reflector does not tell its error
+// handler of every failure: client-go retries a request whose connection is refused or reset
+// (about ten times, a second apart), and a connection lost at the start of a watch gives an empty
+// watch, which the reflector simply watches again. So a list counts when it succeeds, and a
+// watch once it has settled: delivered an event or stayed open settleTime; one that closes before
+// is a failure, as client-go's own "very short watch" is.
+func (h *informerHealth) observe(lw *cache.ListWatch) *cache.ListWatch {
+	list, watchFn := lw.ListWithContextFunc, lw.WatchFuncWithContext
+	lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		obj, err := list(ctx, o)
+		switch {
+		case err == nil:
+			h.lastEvent.Store(time.Now().UnixNano())
+			h.recover(false)
+		case ctx.Err() == nil:
+			h.failed(err, time.Now())
+		}
+		return obj, err
+	}
+	lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		w, err := watchFn(ctx, o)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.failed(err, time.Now())
+			}
+			return w, err
+		}
+		return h.follow(w), nil
+	}
+	return lw
+}
+
+// settleTime is how long a watch must stay open, without an event, to count as established.
+const settleTime = time.Second
+
+// errShortWatch is the failure recorded for a watch that closed before it settled.
+var errShortWatch = fmt.Errorf("the watch closed within %v with no event: the API server is unreachable or closing connections", settleTime)
+
+// follow forwards a watch's events to the reflector, recording them and whether the watch
+// settled. Its goroutine ends when the watch closes or is stopped; the lifecycle waits for it.
+func (h *informerHealth) follow(inner watch.Interface) watch.Interface {
+	w := &followedWatch{inner: inner, out: make(chan watch.Event), done: make(chan struct{})}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer close(w.out)
+		settle := time.NewTimer(settleTime)
+		defer settle.Stop()
+		settled := false
+		for {
+			select {
+			case ev, ok := <-inner.ResultChan():
+				if !ok {
+					if settled {
+						h.ended()
+					} else {
+						h.failed(errShortWatch, time.Now())
+					}
+					return
+				}
+				h.lastEvent.Store(time.Now().UnixNano()) // bookmarks too: the stream is alive
+				if !settled {
+					settled = true
+					h.recover(true)
+				}
+				select {
+				case w.out <- ev:
+				case <-w.done:
+					return
+				}
+			case <-settle.C:
+				if !settled {
+					settled = true
+					h.recover(true)
+				}
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// followedWatch is a watch whose events pass through follow's goroutine.
+type followedWatch struct {
+	inner watch.Interface
+	out   chan watch.Event
+	done  chan struct{} // closed by Stop
+	once  sync.Once
+}
+
+func (w *followedWatch) ResultChan() <-chan watch.Event { return w.out }
+
+func (w *followedWatch) Stop() {
+	w.once.Do(func() {
+		close(w.done)
+		w.inner.Stop()
+	})
+}
+
+// ended records that a settled watch closed; the reflector watches again at once.
+func (h *informerHealth) ended() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.watching = false
+}
+
+// recover records a successful list (watching false: the watch is not open yet) or watch.
+func (h *informerHealth) recover(watching bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.watching, h.failingSince, h.lastError = watching, time.Time{}, nil
+}
+
+// failed records a failure to list or watch; the first of a run sets failingSince.
+func (h *informerHealth) failed(err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failingSince.IsZero() {
+		h.failingSince = now
+	}
+	h.watching, h.lastError = false, err
+}
+
+func (h *informerHealth) status() InformerStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := InformerStatus{Namespace: h.namespace, Resource: h.resource, Watching: h.watching,
+		FailingSince: h.failingSince, LastError: h.lastError}
+	if ns := h.lastEvent.Load(); ns != 0 {
+		s.LastEvent = time.Unix(0, ns)
+	}
+	return s
+}
+
+// status is the source's Status.
+func (l *lifecycle) status() Status {
+	l.mu.Lock()
+	health := l.health
+	l.mu.Unlock()
+	s := Status{Synced: l.started() == nil}
+	for _, h := range health {
+		s.Informers = append(s.Informers, h.status())
+	}
+	return s
+}
+
+// check is the source's Check at time now.
+func (l *lifecycle) check(maxStale time.Duration, now time.Time) error {
+	if err := l.started(); err != nil {
+		return err
+	}
+	for _, s := range l.status().Informers {
+		if s.FailingSince.IsZero() || now.Sub(s.FailingSince) < maxStale {
+			continue
+		}
+		scope := fmt.Sprintf("namespace %q", s.Namespace)
+		if s.Namespace == "" {
+			scope = "all namespaces"
+		}
+		cause := s.LastError
+		if apierrors.IsForbidden(cause) || apierrors.IsUnauthorized(cause) {
+			cause = &PermissionError{Verb: "list", Resource: s.Resource, Namespace: s.Namespace, Err: cause}
+		}
+		return fmt.Errorf("%w: listing and watching %s in %s has failed since %s (%s ago); serving the last known instances: %w",
+			ErrStale, s.Resource, scope, s.FailingSince.Format(time.RFC3339), now.Sub(s.FailingSince).Round(time.Second), cause)
+	}
+	return nil
+}
