@@ -14,6 +14,11 @@ type catalog struct {
 	// generation counts the changes to any service, for the watchers of the whole catalog.
 	generation uint64
 	listeners  map[*servicesWatcher]struct{}
+	// Counters for Stats, kept as sets change so that reading them costs nothing.
+	served    int    // services with at least one instance (not per-namespace keys)
+	total     int    // instances of those services
+	watchers  int    // open Watch and WatchServices iterators
+	publishes uint64 // changes stored
 }
 
 // service is one service's published state.
@@ -84,6 +89,16 @@ func (c *catalog) store(name string, instances []*ServiceInstance, sum uint64, s
 	if !podsChanged {
 		return
 	}
+	if !isNamespacedKey(name) {
+		c.total += len(instances) - len(s.instances)
+		switch {
+		case len(s.instances) == 0 && len(instances) > 0:
+			c.served++
+		case len(s.instances) > 0 && len(instances) == 0:
+			c.served--
+		}
+	}
+	c.publishes++
 	s.instances, s.sum, s.summed = instances, sum, summed
 	if !same {
 		for w := range s.watchers {
@@ -156,12 +171,16 @@ func (c *catalog) listen(l *servicesWatcher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listeners[l] = struct{}{}
+	c.watchers++
 }
 
 func (c *catalog) unlisten(l *servicesWatcher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.listeners, l)
+	if _, ok := c.listeners[l]; ok {
+		delete(c.listeners, l)
+		c.watchers--
+	}
 }
 
 // subscribe adds a watcher of the named service.
@@ -177,6 +196,7 @@ func (c *catalog) subscribe(name string, w *watcher) {
 		s.watchers = make(map[*watcher]struct{})
 	}
 	s.watchers[w] = struct{}{}
+	c.watchers++
 }
 
 // unsubscribe removes a watcher; it is idempotent.
@@ -184,7 +204,10 @@ func (c *catalog) unsubscribe(name string, w *watcher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.services[name]; s != nil {
-		delete(s.watchers, w)
+		if _, ok := s.watchers[w]; ok {
+			delete(s.watchers, w)
+			c.watchers--
+		}
 		c.dropIfIdle(name, s)
 	}
 }
@@ -216,6 +239,14 @@ func (c *catalog) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.services)
+	c.served, c.total = 0, 0
+}
+
+// counts returns the catalog's counters for Stats.
+func (c *catalog) counts() (served, total, watchers int, publishes uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.served, c.total, c.watchers, c.publishes
 }
 
 // namespacedKey is the catalog key of a service's instances in one namespace. '/' cannot occur in

@@ -51,6 +51,15 @@ type informerHealth struct {
 	failingSince time.Time
 	lastError    error
 	lastEvent    atomic.Int64 // unix nanoseconds of the last event; 0: none
+	lists        uint64       // successful lists, guarded by mu
+	failures     uint64       // failed lists and watches, guarded by mu
+}
+
+// counts returns the informer's successful lists and its failures, for Stats.
+func (h *informerHealth) counts() (lists, failures uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lists, h.failures
 }
 
 func newInformerHealth(namespace, resource string) *informerHealth {
@@ -71,6 +80,9 @@ func (h *informerHealth) observe(lw *cache.ListWatch) *cache.ListWatch {
 		case err == nil:
 			h.lastEvent.Store(time.Now().UnixNano())
 			h.recover(false)
+			h.mu.Lock()
+			h.lists++
+			h.mu.Unlock()
 		case ctx.Err() == nil:
 			h.failed(err, time.Now())
 		}
@@ -179,6 +191,7 @@ func (h *informerHealth) failed(err error, now time.Time) {
 		h.failingSince = now
 	}
 	h.watching, h.lastError = false, err
+	h.failures++
 }
 
 func (h *informerHealth) status() InformerStatus {

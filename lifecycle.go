@@ -42,7 +42,8 @@ type lifecycle struct {
 	state         atomic.Int32       // a registryState; read without mu on hot paths
 	stopInformers context.CancelFunc // ends the informers of a successful Start
 	health        []*informerHealth  // one per informer of the running Start
-	wg            sync.WaitGroup     // the informers' goroutines and the watchers' clean-ups
+	events        eventCounters
+	wg            sync.WaitGroup // the informers' goroutines and the watchers' clean-ups
 	closeOnce     sync.Once
 }
 
@@ -93,7 +94,7 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 			}
 		})
 		health.wg = &l.wg
-		registration, _ := informer.AddEventHandler(set.handler)
+		registration, _ := informer.AddEventHandler(counted{set.handler, &l.events})
 		synced[i] = registration.HasSyncedChecker().Done()
 	}
 	runCtx, stop := context.WithCancel(l.ctx)

@@ -100,6 +100,7 @@ func (h *podEvents) OnAdd(obj any, _ bool) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		defer h.observe(e, false) // after publishing: see observe
+		h.r.podStates.add(e, 1)
 		h.change(nil, e)
 	}
 }
@@ -113,6 +114,8 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.observe(e, false) // after publishing: see observe
+	h.r.podStates.add(old, -1)
+	h.r.podStates.add(e, 1)
 	if old.service == e.service && old.state == e.state && old.UID == e.UID &&
 		(old.instance == e.instance || old.instance != nil && e.instance != nil && old.instance.equal(e.instance)) {
 		return // a status write, a label elsewhere…: what the service publishes is the same
@@ -128,6 +131,7 @@ func (h *podEvents) OnDelete(obj any) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		defer h.observe(e, true) // after publishing: see observe
+		h.r.podStates.add(e, -1)
 		h.change(e, nil)
 	}
 }

@@ -32,7 +32,8 @@ const cacheCatchUpLimit = 5 * time.Second
 //
 // When the registry is started and its own pod is in scope, Register returns once the registry's
 // cache shows the change (waiting at most a few seconds), so GetService reads its own writes.
-func (r *Registry) Register(ctx context.Context, service *ServiceInstance) error {
+func (r *Registry) Register(ctx context.Context, service *ServiceInstance) (err error) {
+	defer func(start time.Time) { r.registers.observe(time.Since(start), err) }(time.Now())
 	reg, err := encodeRegistration(service)
 	if err != nil {
 		return err
@@ -63,7 +64,8 @@ var deregistrationPatch = []byte(`{"metadata":{"labels":{"` +
 // Deregister removes the registration from the pod this process runs in; the pod leaves discovery
 // at once. It is idempotent: deregistering an unregistered pod, or one already deleted, succeeds.
 // service is not used: a pod holds one registration.
-func (r *Registry) Deregister(ctx context.Context, _ *ServiceInstance) error {
+func (r *Registry) Deregister(ctx context.Context, _ *ServiceInstance) (err error) {
+	defer func(start time.Time) { r.deregisters.observe(time.Since(start), err) }(time.Now())
 	mark := r.self.mark()
 	pod, err := r.patchSelf(ctx, deregistrationPatch)
 	if apierrors.IsNotFound(err) {

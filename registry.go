@@ -27,6 +27,9 @@ type Registry struct {
 	catalog         *catalog // life's
 	problems        *problemLog
 	self            *selfObserver
+	podStates       podStateCounters // the handler's, for Stats
+	registers       requestCounters  // Register calls, for Stats
+	deregisters     requestCounters  // Deregister calls, for Stats
 }
 
 var (
@@ -104,6 +107,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	}, func() {
 		// The stopped handler is done with it; a new Start logs every problem again.
 		r.problems = newPodProblemLog(r.logger)
+		r.podStates.reset()
 	})
 }
 
