@@ -10,6 +10,7 @@ replace (
 	github.com/kuberegistry/kuberegistry => ../..
 	github.com/kuberegistry/kuberegistry/contrib/grpc => ../../contrib/grpc
 	github.com/kuberegistry/kuberegistry/contrib/kratos => ../../contrib/kratos
+	github.com/kuberegistry/kuberegistry/contrib/prometheus => ../../contrib/prometheus
 )
 
 require (
@@ -17,6 +18,7 @@ require (
 	github.com/go-logr/logr v1.4.4
 	github.com/kuberegistry/kuberegistry/contrib/grpc v0.1.0
 	github.com/kuberegistry/kuberegistry/contrib/kratos v0.1.0
+	github.com/kuberegistry/kuberegistry/contrib/prometheus v0.1.0
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -31,6 +33,7 @@ require (
 require (
 	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/go-errors/errors v1.5.1 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/monochromegane/go-gitignore v0.0.0-20200626010858-205db1a8cc00 // indirect
 	github.com/xlab/treeprint v1.2.0 // indirect
 )
@@ -67,7 +70,7 @@ require (
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.24.0 // indirect
+	github.com/prometheus/client_golang v1.24.0
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.70.0 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
