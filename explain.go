@@ -7,21 +7,22 @@ import (
 
 // PodVerdict says whether discovery serves a pod, and why: what `kubectl registry pods` prints.
 type PodVerdict struct {
-	Namespace, Name string
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 	// Service is the service the pod registers (its kratos-service-app label); "" for none.
-	Service string
+	Service string `json:"service,omitempty"`
 	// Serving reports whether GetService returns the pod's instance.
-	Serving bool
+	Serving bool `json:"serving"`
 	// State is what keeps the pod from serving, or not: "ready", "not-ready", "terminating",
 	// "serving-terminating", "not-running", "malformed", "unregistered", "excluded" (by the
 	// registry's label selector) or "out-of-scope" (a namespace the registry does not discover).
-	State string
+	State string `json:"state"`
 	// Reason explains State in words: the parse error of a malformed registration, "served as
 	// the fallback: no pod of the service is ready", and so on.
-	Reason string
+	Reason string `json:"reason"`
 	// Instance is what the pod is (or would be, if it served) discovered as; nil when the pod
 	// has none.
-	Instance *ServiceInstance
+	Instance *ServiceInstance `json:"instance,omitempty"`
 }
 
 // ExplainPods says, for each pod, whether this registry serves it and why, with the registry's
