@@ -32,8 +32,8 @@ type InformerStatus struct {
 	Watching bool
 	// FailingSince is when listing or watching started to fail, zero while it does not.
 	FailingSince time.Time
-	// LastError is the last failure, nil once the informer lists or watches again. A refusal
-	// for lack of RBAC permission is an API status error for which apierrors.IsForbidden holds.
+	// LastError is the last failure, nil once the informer lists or watches again; a
+	// *PermissionError, naming the verb and resource, when RBAC refused.
 	LastError error
 	// LastEvent is when the informer last heard from the API server: a list, a watch event or a
 	// bookmark (which the API server sends on a quiet watch about once a minute).
@@ -199,6 +199,9 @@ func (h *informerHealth) status() InformerStatus {
 	defer h.mu.Unlock()
 	s := InformerStatus{Namespace: h.namespace, Resource: h.resource, Watching: h.watching,
 		FailingSince: h.failingSince, LastError: h.lastError}
+	if apierrors.IsForbidden(s.LastError) || apierrors.IsUnauthorized(s.LastError) {
+		s.LastError = &PermissionError{Verb: "list", Resource: h.resource, Namespace: h.namespace, Err: s.LastError}
+	}
 	if ns := h.lastEvent.Load(); ns != 0 {
 		s.LastEvent = time.Unix(0, ns)
 	}
@@ -230,10 +233,7 @@ func (l *lifecycle) check(maxStale time.Duration, now time.Time) error {
 		if s.Namespace == "" {
 			scope = "all namespaces"
 		}
-		cause := s.LastError
-		if apierrors.IsForbidden(cause) || apierrors.IsUnauthorized(cause) {
-			cause = &PermissionError{Verb: "list", Resource: s.Resource, Namespace: s.Namespace, Err: cause}
-		}
+		cause := s.LastError // a *PermissionError when RBAC refused: see status
 		return fmt.Errorf("%w: listing and watching %s in %s has failed since %s (%s ago); serving the last known instances: %w",
 			ErrStale, s.Resource, scope, s.FailingSince.Format(time.RFC3339), now.Sub(s.FailingSince).Round(time.Second), cause)
 	}
