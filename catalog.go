@@ -46,11 +46,16 @@ func (c *catalog) instances(name string) []*ServiceInstance {
 	return nil
 }
 
-// current returns the published instances of a service with their multiset hash, if known.
-func (c *catalog) current(name string) (instances []*ServiceInstance, sum uint64, summed bool) {
+// resolve returns the published instances of name, or, while name has none, those of alt ("":
+// none), with their multiset hash when known: the rule GetService applies, under one lock.
+func (c *catalog) resolve(name, alt string) (instances []*ServiceInstance, sum uint64, summed bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if s := c.services[name]; s != nil {
+	s := c.services[name]
+	if (s == nil || len(s.instances) == 0) && alt != "" {
+		s = c.services[alt]
+	}
+	if s != nil {
 		return s.instances, s.sum, s.summed
 	}
 	return nil, 0, true // the empty set's sum is 0
@@ -183,32 +188,40 @@ func (c *catalog) unlisten(l *servicesWatcher) {
 	}
 }
 
-// subscribe adds a watcher of the named service.
-func (c *catalog) subscribe(name string, w *watcher) {
+// subscribe adds a watcher to the services it may read: its name and its alternate key.
+func (c *catalog) subscribe(w *watcher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.services[name]
-	if s == nil {
-		s = &service{}
-		c.services[name] = s
+	for _, key := range w.keys() {
+		s := c.services[key]
+		if s == nil {
+			s = &service{}
+			c.services[key] = s
+		}
+		if s.watchers == nil {
+			s.watchers = make(map[*watcher]struct{})
+		}
+		s.watchers[w] = struct{}{}
 	}
-	if s.watchers == nil {
-		s.watchers = make(map[*watcher]struct{})
-	}
-	s.watchers[w] = struct{}{}
 	c.watchers++
 }
 
 // unsubscribe removes a watcher; it is idempotent.
-func (c *catalog) unsubscribe(name string, w *watcher) {
+func (c *catalog) unsubscribe(w *watcher) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.services[name]; s != nil {
-		if _, ok := s.watchers[w]; ok {
-			delete(s.watchers, w)
-			c.watchers--
+	removed := false
+	for _, key := range w.keys() {
+		if s := c.services[key]; s != nil {
+			if _, ok := s.watchers[w]; ok {
+				delete(s.watchers, w)
+				removed = true
+			}
+			c.dropIfIdle(key, s)
 		}
-		c.dropIfIdle(name, s)
+	}
+	if removed {
+		c.watchers--
 	}
 }
 

@@ -206,18 +206,20 @@ func (l *lifecycle) inScope(namespace string) bool {
 	return l.namespaces[0] == "" || slices.Contains(l.namespaces, namespace)
 }
 
-// catalogKey is the catalog's key for a valid name given to GetService or Watch: the name itself,
-// or, when the name is "service.namespace" with a namespace in scope and no service is called the
-// whole name, the key of that namespace's instances (in a one-namespace scope, the service's).
-// Both sources name things this way, so that "web.shop" means the same to either.
-func (l *lifecycle) catalogKey(name string) string {
+// alternateKey is the catalog key that a valid name given to GetService or Watch may also mean:
+// for "service.namespace" with a namespace in scope, the key of that namespace's instances of
+// service (in a one-namespace scope, the service's); "" for any other name. The exact name wins
+// while it has instances (a service may be called "greeter.v1"), so both are looked up at every
+// read: a watcher follows whichever of the two the name means at the time. Both sources name
+// things this way, so that "web.shop" means the same to either.
+func (l *lifecycle) alternateKey(name string) string {
 	i := strings.LastIndexByte(name, '.')
 	if i <= 0 {
-		return name
+		return ""
 	}
 	service, namespace := name[:i], name[i+1:]
-	if !l.inScope(namespace) || len(validation.IsDNS1123Label(namespace)) > 0 || l.catalog.instances(name) != nil {
-		return name
+	if !l.inScope(namespace) || len(validation.IsDNS1123Label(namespace)) > 0 {
+		return ""
 	}
 	if !l.multiNamespace() {
 		return service
@@ -226,8 +228,9 @@ func (l *lifecycle) catalogKey(name string) string {
 }
 
 // getService reads a service's published instances. The exact name is tried first, so that the
-// common case costs one map lookup; only a miss pays for validating the name and for catalogKey.
-// A catalog key that is no name (one namespace's part of a service) is never served as such.
+// common case costs one map lookup; only a miss pays for validating the name and for its
+// alternate key. A catalog key that is no name (one namespace's part of a service) is never
+// served as such.
 func (l *lifecycle) getService(name string) ([]*ServiceInstance, error) {
 	if err := l.started(); err != nil {
 		return nil, err
@@ -240,11 +243,14 @@ func (l *lifecycle) getService(name string) ([]*ServiceInstance, error) {
 	if err := validServiceName(name); err != nil {
 		return nil, err
 	}
-	return l.catalog.instances(l.catalogKey(name)), nil
+	if alt := l.alternateKey(name); alt != "" {
+		return l.catalog.instances(alt), nil
+	}
+	return nil, nil
 }
 
-// watch subscribes a watcher to the catalog key of a name. However the watcher ends, it leaves
-// the catalog; close waits for that.
+// watch subscribes a watcher to a name and its alternate key, if any. However the watcher ends,
+// it leaves the catalog; close waits for that.
 func (l *lifecycle) watch(ctx context.Context, name string) (Watcher, error) {
 	if err := validServiceName(name); err != nil {
 		return nil, err
@@ -254,13 +260,12 @@ func (l *lifecycle) watch(ctx context.Context, name string) (Watcher, error) {
 	if err := l.started(); err != nil {
 		return nil, err
 	}
-	key := l.catalogKey(name)
-	w := newWatcher(ctx, l.catalog, key)
-	l.catalog.subscribe(key, w)
+	w := newWatcher(ctx, l.catalog, name, l.alternateKey(name))
+	l.catalog.subscribe(w)
 	l.wg.Add(1)
 	context.AfterFunc(w.ctx, func() {
 		defer l.wg.Done()
-		l.catalog.unsubscribe(key, w)
+		l.catalog.unsubscribe(w)
 	})
 	return w, nil
 }

@@ -276,3 +276,47 @@ func TestMarkedSecure(t *testing.T) {
 		assert.Equal(t, want, markedSecure(in), in)
 	}
 }
+
+// Regression: a Watch on a dotted name used to choose, once and for good, between the service of
+// that name and the namespace form. A watcher started before the service had a ready pod (as a
+// gRPC client starting before its servers) followed the wrong key and never woke. Now both keys
+// are read at every Next, by GetService's rule: the exact name while it has instances.
+func TestWatchOfADottedNameFollowsWhatItMeans(t *testing.T) {
+	f := newFixture(t)
+	all, err := New(f.client, WithNamespace(""), WithLogger(discardLogger()))
+	require.NoError(t, err)
+	defer all.Close()
+	require.NoError(t, all.Start(context.Background()))
+	w, err := all.Watch(context.Background(), "greeter.v1")
+	require.NoError(t, err)
+	defer w.Stop()
+	first, err := w.Next()
+	require.NoError(t, err)
+	assert.Empty(t, first)
+
+	pod := newPod(registered("greeter.v1", `{"9000":"grpc"}`))
+	pod.Name = "greeter-0"
+	f.create(t, pod)
+	got := receive(t, nextAsync(t, w))
+	require.NoError(t, got.err)
+	assert.Equal(t, []string{"grpc://10.0.0.1:9000"}, endpointsOf(got.instances), "the service greeter.v1 came up")
+
+	// One namespace: "web.shop" means service web until a service is called web.shop.
+	web := newPod(registered("web", `{"8080":"http"}`))
+	web.Name = "web-0"
+	f.create(t, web)
+	f.eventually(t, "web", 1)
+	one := f.reg
+	ws, err := one.Watch(context.Background(), "web."+testNamespace)
+	require.NoError(t, err)
+	defer ws.Stop()
+	set, err := ws.Next()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://10.0.0.1:8080"}, endpointsOf(set))
+	exact := newPod(registered("web."+testNamespace, `{"9000":"grpc"}`))
+	exact.Name, exact.Status.PodIPs[0].IP, exact.Status.PodIP = "webshop-0", "10.0.0.2", "10.0.0.2"
+	f.create(t, exact)
+	got = receive(t, nextAsync(t, ws))
+	require.NoError(t, got.err)
+	assert.Equal(t, []string{"grpc://10.0.0.2:9000"}, endpointsOf(got.instances), "the exact name wins once it has instances")
+}

@@ -58,7 +58,8 @@ func (u *wakeup) Stop() error {
 type watcher struct {
 	wakeup
 	catalog *catalog
-	name    string
+	name    string // the name watched, a catalog key
+	alt     string // the key name may also mean (see lifecycle.alternateKey); "" for none
 
 	mu         sync.Mutex // serializes Next; guards last, lastSum, lastSummed and started
 	last       []*ServiceInstance
@@ -69,8 +70,8 @@ type watcher struct {
 
 var _ Watcher = (*watcher)(nil)
 
-func newWatcher(ctx context.Context, c *catalog, name string) *watcher {
-	return &watcher{wakeup: newWakeup(ctx), catalog: c, name: name}
+func newWatcher(ctx context.Context, c *catalog, name, alt string) *watcher {
+	return &watcher{wakeup: newWakeup(ctx), catalog: c, name: name, alt: alt}
 }
 
 // Next returns the current set on its first call; afterwards it blocks until the set differs
@@ -83,7 +84,7 @@ func (w *watcher) Next() ([]*ServiceInstance, error) {
 		if err := w.stopped(); err != nil {
 			return nil, err
 		}
-		current, sum, summed := w.catalog.current(w.name)
+		current, sum, summed := w.catalog.resolve(w.name, w.alt)
 		if !w.started || !sameSet(current, sum, summed, w.last, w.lastSum, w.lastSummed) {
 			w.started, w.last, w.lastSum, w.lastSummed = true, current, sum, summed
 			return current, nil
@@ -118,4 +119,12 @@ func (l *servicesWatcher) Next() (map[string][]*ServiceInstance, error) {
 		}
 		l.wait()
 	}
+}
+
+// keys are the catalog keys the watcher reads.
+func (w *watcher) keys() []string {
+	if w.alt == "" {
+		return []string{w.name}
+	}
+	return []string{w.name, w.alt}
 }
