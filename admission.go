@@ -1,6 +1,7 @@
 package kuberegistry
 
 import (
+	"cmp"
 	"errors"
 	"regexp"
 
@@ -12,7 +13,7 @@ import (
 // or a validation error's 422, and each needs a different fix.
 var (
 	policyDenial  = regexp.MustCompile(`(?s)ValidatingAdmissionPolicy '([^']*)'(?: with binding '([^']*)')? denied request: (.*)$`)
-	webhookDenial = regexp.MustCompile(`(?s)admission webhook "([^"]*)" denied the request: (.*)$`)
+	webhookDenial = regexp.MustCompile(`(?s)admission webhook "([^"]*)" denied the request(?:: (.*)| without explanation)$`)
 )
 
 // admissionDenial returns a *PolicyError when err is the API server's report that an admission
@@ -27,7 +28,7 @@ func admissionDenial(err error, action string) *PolicyError {
 		return &PolicyError{Kind: "ValidatingAdmissionPolicy", Policy: m[1], Binding: m[2], Message: m[3], Action: action, Err: err}
 	}
 	if m := webhookDenial.FindStringSubmatch(message); m != nil {
-		return &PolicyError{Kind: "admission webhook", Policy: m[1], Message: m[2], Action: action, Err: err}
+		return &PolicyError{Kind: "admission webhook", Policy: m[1], Message: cmp.Or(m[2], "(no explanation given)"), Action: action, Err: err}
 	}
 	return nil
 }

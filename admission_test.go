@@ -53,6 +53,11 @@ func TestAdmissionDenial(t *testing.T) {
 			err:    apierrors.NewForbidden(podsResource, "x", errors.New(`admission webhook "pods.example.com" denied the request: labels are frozen`)),
 			policy: "pods.example.com", message: "labels are frozen",
 		},
+		{
+			name: "webhook without a message", kind: "admission webhook",
+			err:    apierrors.NewForbidden(podsResource, "x", errors.New(`admission webhook "pods.example.com" denied the request without explanation`)),
+			policy: "pods.example.com", message: "(no explanation given)",
+		},
 		{name: "RBAC", err: apierrors.NewForbidden(podsResource, "x", errors.New(`User "u" cannot patch resource "pods"`))},
 		{name: "invalid object", err: apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "x", nil)},
 		{name: "no status", err: errors.New("ValidatingAdmissionPolicy 'p' denied request: not from a server")},

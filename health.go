@@ -32,7 +32,7 @@ type InformerStatus struct {
 	Watching bool
 	// FailingSince is when listing or watching started to fail, zero while it does not.
 	FailingSince time.Time
-	// LastError is the last failure, nil once the informer lists or watches again; a
+	// LastError is the last failure, nil once a watch is established again; a
 	// *PermissionError, naming the verb and resource, when RBAC refused.
 	LastError error
 	// LastEvent is when the informer last heard from the API server: a list, a watch event or a
@@ -46,10 +46,11 @@ type informerHealth struct {
 	namespace, resource string
 	wg                  *sync.WaitGroup // the lifecycle's: owns the watches' forwarding goroutines
 
-	mu           sync.Mutex // guards watching, failingSince and lastError
+	mu           sync.Mutex // guards watching, failingSince, lastError and lastVerb
 	watching     bool
 	failingSince time.Time
 	lastError    error
+	lastVerb     string       // what lastError failed to do: "list" or "watch"
 	lastEvent    atomic.Int64 // unix nanoseconds of the last event; 0: none
 	lists        uint64       // successful lists, guarded by mu
 	failures     uint64       // failed lists and watches, guarded by mu
@@ -78,13 +79,9 @@ func (h *informerHealth) observe(lw *cache.ListWatch) *cache.ListWatch {
 		obj, err := list(ctx, o)
 		switch {
 		case err == nil:
-			h.lastEvent.Store(time.Now().UnixNano())
-			h.recover(false)
-			h.mu.Lock()
-			h.lists++
-			h.mu.Unlock()
+			h.listed()
 		case ctx.Err() == nil:
-			h.failed(err, time.Now())
+			h.failed("list", err, time.Now())
 		}
 		return obj, err
 	}
@@ -92,7 +89,7 @@ func (h *informerHealth) observe(lw *cache.ListWatch) *cache.ListWatch {
 		w, err := watchFn(ctx, o)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.failed(err, time.Now())
+				h.failed("watch", err, time.Now())
 			}
 			return w, err
 		}
@@ -125,7 +122,7 @@ func (h *informerHealth) follow(inner watch.Interface) watch.Interface {
 					if settled {
 						h.ended()
 					} else {
-						h.failed(errShortWatch, time.Now())
+						h.failed("watch", errShortWatch, time.Now())
 					}
 					return
 				}
@@ -176,21 +173,31 @@ func (h *informerHealth) ended() {
 	h.watching = false
 }
 
-// recover records a successful list (watching false: the watch is not open yet) or watch.
+// listed records a successful list. It ends no failure: only a watch that settles does, so that
+// an informer whose lists succeed but whose watches fail stays reported.
+func (h *informerHealth) listed() {
+	h.lastEvent.Store(time.Now().UnixNano())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lists++
+	h.watching = false // the watch is not open yet
+}
+
+// recover records a watch that settled: the informer hears of every change again.
 func (h *informerHealth) recover(watching bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.watching, h.failingSince, h.lastError = watching, time.Time{}, nil
+	h.watching, h.failingSince, h.lastError, h.lastVerb = watching, time.Time{}, nil, ""
 }
 
-// failed records a failure to list or watch; the first of a run sets failingSince.
-func (h *informerHealth) failed(err error, now time.Time) {
+// failed records a failure to list or watch (verb); the first of a run sets failingSince.
+func (h *informerHealth) failed(verb string, err error, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.failingSince.IsZero() {
 		h.failingSince = now
 	}
-	h.watching, h.lastError = false, err
+	h.watching, h.lastError, h.lastVerb = false, err, verb
 	h.failures++
 }
 
@@ -200,7 +207,7 @@ func (h *informerHealth) status() InformerStatus {
 	s := InformerStatus{Namespace: h.namespace, Resource: h.resource, Watching: h.watching,
 		FailingSince: h.failingSince, LastError: h.lastError}
 	if apierrors.IsForbidden(s.LastError) || apierrors.IsUnauthorized(s.LastError) {
-		s.LastError = &PermissionError{Verb: "list", Resource: h.resource, Namespace: h.namespace, Err: s.LastError}
+		s.LastError = &PermissionError{Verb: h.lastVerb, Resource: h.resource, Namespace: h.namespace, Err: s.LastError}
 	}
 	if ns := h.lastEvent.Load(); ns != 0 {
 		s.LastEvent = time.Unix(0, ns)

@@ -44,18 +44,20 @@ func TestCheckReportsFailuresOlderThanMaxStale(t *testing.T) {
 	east, west := d.life.health[0], d.life.health[1]
 	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
-	west.failed(errors.New("connection refused"), t0)
-	west.failed(errors.New("connection reset"), t0.Add(5*time.Second)) // the run began at t0
+	west.failed("list", errors.New("connection refused"), t0)
+	west.failed("watch", errors.New("connection reset"), t0.Add(5*time.Second)) // the run began at t0
 	assert.NoError(t, d.life.check(time.Minute, t0.Add(59*time.Second)), "younger than maxStale")
 	err = d.life.check(time.Minute, t0.Add(61*time.Second))
 	require.ErrorIs(t, err, ErrStale)
 	assert.ErrorContains(t, err, `namespace "west" has failed since 2026-11-29T12:00:00Z (1m1s ago)`)
 	assert.ErrorContains(t, err, "connection reset")
 
+	west.listed()
+	assert.Error(t, d.life.check(0, t0.Add(time.Hour)), "a list alone ends no failure: the watch may still fail")
 	west.recover(true)
-	assert.NoError(t, d.life.check(0, t0.Add(time.Hour)), "listing again ends the failure")
+	assert.NoError(t, d.life.check(0, t0.Add(time.Hour)), "a watch that settles ends the failure")
 
-	east.failed(apierrors.NewForbidden(podsResource, "", errors.New("RBAC: access denied")), t0)
+	east.failed("list", apierrors.NewForbidden(podsResource, "", errors.New("RBAC: access denied")), t0)
 	err = d.life.check(0, t0)
 	var perm *PermissionError
 	require.ErrorAs(t, err, &perm, "a refusal is a PermissionError")

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -86,11 +85,20 @@ func (l *lifecycle) start(ctx context.Context, build func() informers, reset fun
 			if ctx.Err() != nil {
 				return // Close ended the watch: nothing failed
 			}
-			health.failed(err, time.Now())
+			// observe has recorded the failure in health already.
 			l.logger.Warn("kuberegistry: listing or watching "+health.resource+" failed; retrying", "namespace", health.namespace, "error", err)
-			select {
-			case failures <- &listError{namespace: health.namespace, resource: health.resource, err: err}:
-			default: // start reads the latest; later ones are only logged
+			failure := &listError{namespace: health.namespace, resource: health.resource, err: err}
+			select { // keep the latest: start reads one
+			case failures <- failure:
+			default:
+				select {
+				case <-failures:
+				default:
+				}
+				select {
+				case failures <- failure:
+				default: // another informer's, as recent: start reads that one
+				}
 			}
 		})
 		health.wg = &l.wg

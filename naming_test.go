@@ -272,6 +272,7 @@ func TestMarkedSecure(t *testing.T) {
 		"grpc://10.0.0.1:9000?a=b":              "grpc://10.0.0.1:9000?a=b&isSecure=true",
 		"https://10.0.0.1:443?isSecure=true":    "https://10.0.0.1:443?isSecure=true",
 		"http://10.0.0.1:80?x=1&isSecure=false": "http://10.0.0.1:80?x=1&isSecure=false",
+		"http://10.0.0.1:80?":                   "http://10.0.0.1:80?isSecure=true",
 	} {
 		assert.Equal(t, want, markedSecure(in), in)
 	}

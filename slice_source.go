@@ -259,7 +259,7 @@ type sliceEvents struct {
 	// from Start's.
 	mu sync.Mutex
 	// published records, per Service name, the namespaces whose "name.namespace" key has
-	// instances, so that they are emptied when they lose them (all namespaces only).
+	// instances, so that they are emptied when they lose them (when the scope spans several).
 	published map[string][]string
 	pending   map[string]bool // the Services to publish at flush; nil once flushed
 	// notes holds, by "namespace/name", the annotations of the Services in scope, when the
@@ -367,6 +367,7 @@ func (h *sliceEvents) refresh(name string) {
 	}
 	var all []*ServiceInstance
 	var published []string
+	merged := false
 	for ns, entries := range byNamespace {
 		instances := slices.Clip(aggregateSlices(entries, h.d.includeNotReady)) // len == cap: see below
 		if len(instances) == 0 {
@@ -379,6 +380,7 @@ func (h *sliceEvents) refresh(name string) {
 			all = instances
 		} else { // as long as it holds, like every published slice: a reader's append never aliases
 			all = slices.Clip(slices.Concat(all, instances))
+			merged = true
 		}
 		if h.d.life.multiNamespace() {
 			published = append(published, ns)
@@ -395,7 +397,7 @@ func (h *sliceEvents) refresh(name string) {
 	} else {
 		delete(h.published, name)
 	}
-	if len(byNamespace) > 1 {
+	if merged { // a new slice: one namespace's, published already, is sorted and never changed
 		sortInstances(all)
 	}
 	h.d.catalog.publish(name, all)

@@ -212,7 +212,7 @@ func TestTranslateSlice(t *testing.T) {
 		{
 			name:    "no usable port",
 			slice:   newSlice("cart-1", "cart", []discoveryv1.EndpointPort{slicePort("", 80, ""), slicePort("", 81, "")}, endpointAt("10.0.0.1")),
-			problem: "no port has a number and an appProtocol or a name",
+			problem: "no port gives an endpoint: none has a number and an appProtocol or a name",
 		},
 		{
 			name:  "the only port, of no known protocol, is served as tcp",

@@ -127,8 +127,8 @@ func (t sliceTranslation) translate(s *discoveryv1.EndpointSlice) (si sliceInsta
 	ports := t.ports(s)
 	if len(ports) == 0 {
 		if len(s.Endpoints) > 0 {
-			si.problem = "no port has a number and an appProtocol or a name that gives a URL scheme " +
-				`(such as appProtocol "http" or name "grpc"), and the slice has more than one port: its endpoints are not served`
+			si.problem = "no port gives an endpoint: none has a number and an appProtocol or a name that gives " +
+				`a URL scheme (such as appProtocol "http" or name "grpc"), and the slice has not exactly one numbered port: its endpoints are not served`
 		}
 		return si
 	}
@@ -422,6 +422,7 @@ func withServiceAnnotations(instances []*ServiceInstance, annotations map[string
 			for j, e := range in.Endpoints {
 				c.Endpoints[j] = markedSecure(e)
 			}
+			slices.Sort(c.Endpoints) // an instance's endpoints stay sorted, as everywhere else
 		}
 		out[i] = &c
 	}
@@ -438,7 +439,10 @@ func markedSecure(endpoint string) string {
 	if strings.Contains("&"+query, "&isSecure=") {
 		return endpoint
 	}
-	if query == "" && !strings.HasSuffix(endpoint, "?") {
+	switch {
+	case strings.HasSuffix(endpoint, "?"):
+		return endpoint + "isSecure=true"
+	case query == "":
 		return endpoint + "?isSecure=true"
 	}
 	return endpoint + "&isSecure=true"

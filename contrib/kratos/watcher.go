@@ -48,6 +48,7 @@ func (w *watcher) Next() ([]*registry.ServiceInstance, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if instances == nil {
+		w.copies = nil // nothing to reuse
 		return nil, nil
 	}
 	out := make([]*registry.ServiceInstance, len(instances))
