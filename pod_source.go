@@ -39,16 +39,13 @@ var registeredPodsSelector = func() labels.Selector {
 func newPodInformer(r *Registry, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	pods := r.pods
 	selector := r.selector.String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = selector
+	lw := selectedListWatch(selector,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return pods.List(ctx, namespace, o)
 		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return pods.Watch(ctx, namespace, o)
-		},
-	}
+		})
 	informer := cache.NewSharedIndexInformerWithOptions(
 		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), listThenWatch{}),
 		pods.object(),

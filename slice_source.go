@@ -12,9 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -190,17 +187,7 @@ func (d *EndpointSliceDiscovery) WatchServices(ctx context.Context) (ServicesWat
 // annotations: transformed into entries that keep only those, with no periodic resync.
 func newServiceInformer(d *EndpointSliceDiscovery, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	api := d.client.CoreV1().Services(namespace)
-	selector := d.serviceSelector
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = selector
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
-			return api.Watch(ctx, o)
-		},
-	}
+	lw := selectedListWatch(d.serviceSelector, api.List, api.Watch)
 	informer := cache.NewSharedIndexInformerWithOptions(
 		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), d.client),
 		&corev1.Service{},
@@ -215,17 +202,7 @@ func newServiceInformer(d *EndpointSliceDiscovery, namespace string, health *inf
 // in one namespace (or all), transformed into entries, indexed by Service, with no periodic resync.
 func newSliceInformer(d *EndpointSliceDiscovery, namespace string, health *informerHealth) cache.SharedIndexInformer {
 	api := d.client.DiscoveryV1().EndpointSlices(namespace)
-	selector := d.selector
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = selector
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
-			return api.Watch(ctx, o)
-		},
-	}
+	lw := selectedListWatch(d.selector, api.List, api.Watch)
 	informer := cache.NewSharedIndexInformerWithOptions(
 		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), d.client),
 		&discoveryv1.EndpointSlice{},

@@ -19,14 +19,7 @@ func servicesCommand(o *options) *cobra.Command {
 		Short: "List the services in scope with their instance counts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			client, ns, err := o.client()
-			if err != nil {
-				return err
-			}
-			reg, err := o.registry(cmd.Context(), client, ns)
+			reg, err := o.startedRegistry(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -64,14 +57,7 @@ func instancesCommand(o *options) *cobra.Command {
 		Short: "Show exactly what a client with the same options resolves for a service",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			client, ns, err := o.client()
-			if err != nil {
-				return err
-			}
-			reg, err := o.registry(cmd.Context(), client, ns)
+			reg, err := o.startedRegistry(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -171,11 +157,7 @@ func watchCommand(o *options) *cobra.Command {
 		Short: "Follow a service's set: one line per change, with a timestamp and the +/- difference",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, ns, err := o.client()
-			if err != nil {
-				return err
-			}
-			reg, err := o.registry(cmd.Context(), client, ns)
+			reg, err := o.startedRegistry(cmd.Context())
 			if err != nil {
 				return err
 			}

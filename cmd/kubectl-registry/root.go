@@ -72,6 +72,19 @@ func (o *options) client() (kubernetes.Interface, string, error) {
 	return client, ns, nil
 }
 
+// startedRegistry checks the flags and returns a Registry started as a client with the same
+// options would be, synced.
+func (o *options) startedRegistry(ctx context.Context) (*kuberegistry.Registry, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	client, ns, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	return o.registry(ctx, client, ns)
+}
+
 // registry starts a Registry with the options a client would use, and returns it synced.
 func (o *options) registry(ctx context.Context, client kubernetes.Interface, ns string) (*kuberegistry.Registry, error) {
 	opts := []kuberegistry.Option{kuberegistry.WithNamespace(ns), kuberegistry.WithLogger(discard)}
