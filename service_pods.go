@@ -212,12 +212,25 @@ func (l *servedList) remove(e *podEntry) {
 	}
 	c.entries = slices.Delete(c.entries, i, i+1)
 	c.instances = slices.Delete(c.instances, i, i+1)
-	if len(c.entries) == 0 {
+	switch {
+	case len(c.entries) == 0:
 		l.chunks = slices.Delete(l.chunks, ci, ci+1)
+	case len(c.entries) < l.max/4 && ci+1 < len(l.chunks) && len(c.entries)+len(l.chunks[ci+1].entries) <= l.max:
+		l.merge(ci) // with the next: so that many deletions never leave a list of near-empty chunks
+	case len(c.entries) < l.max/4 && ci > 0 && len(c.entries)+len(l.chunks[ci-1].entries) <= l.max:
+		l.merge(ci - 1)
 	}
 	l.sum -= e.hash
 	l.size--
 	l.changed = true
+}
+
+// merge appends chunk ci+1 to chunk ci and drops it.
+func (l *servedList) merge(ci int) {
+	c, next := l.chunks[ci], l.chunks[ci+1]
+	c.entries = append(c.entries, next.entries...)
+	c.instances = append(c.instances, next.instances...)
+	l.chunks = slices.Delete(l.chunks, ci+1, ci+2)
 }
 
 // reset replaces the set with sorted entries.

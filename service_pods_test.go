@@ -191,7 +191,7 @@ func TestServedSetsMatchARebuild(t *testing.T) {
 				if seed%4 != 0 {
 					events[4*rng.IntN(8)] = 0
 				}
-				runModel(t, opts, events, []int{2, 3, maxChunk}[seed%3])
+				runModel(t, opts, events, []int{2, 3, 8, maxChunk}[seed%4])
 			}
 		})
 	}
@@ -203,6 +203,7 @@ func FuzzServedSetsMatchARebuild(f *testing.F) {
 	f.Fuzz(func(t *testing.T, events []byte) {
 		for _, name := range []string{"one namespace", "two namespaces", "include not ready"} {
 			runModel(t, modelOptions[name], events, 2)
+			runModel(t, modelOptions[name], events, 8) // chunks that merge after deletions
 			runModel(t, modelOptions[name], events, maxChunk)
 		}
 	})
