@@ -7,7 +7,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -113,7 +112,7 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	defer h.observe(e, false) // after publishing: see observe
 	h.r.podStates.add(old, -1)
 	h.r.podStates.add(e, 1)
-	if old.service == e.service && old.state == e.state && old.UID == e.UID &&
+	if old.service == e.service && old.state == e.state && old.uid == e.uid &&
 		(old.instance == e.instance || old.instance != nil && e.instance != nil && old.instance.equal(e.instance)) {
 		return // a status write, a label elsewhere…: what the service publishes is the same
 	}
@@ -141,7 +140,7 @@ func (h *podEvents) change(old, new *podEntry) {
 	if old != nil && old.service != "" {
 		from = old.service
 		if s := h.services[from]; s != nil {
-			was = s.pods[keyOf(old)]
+			was = s.pods.find(old)
 		}
 	}
 	if new != nil && new.service != "" && new.instance != nil {
@@ -172,7 +171,7 @@ func (h *podEvents) update(name string, was, is *podEntry) {
 	if !h.batching {
 		s.publish(h.r.catalog, name)
 	}
-	if len(s.pods) == 0 && !h.batching {
+	if s.pods.empty() && !h.batching {
 		delete(h.services, name)
 	}
 }
@@ -186,7 +185,7 @@ func (h *podEvents) flush() {
 	for name, s := range h.services {
 		s.rebuild(h.r)
 		s.publish(h.r.catalog, name)
-		if len(s.pods) == 0 {
+		if s.pods.empty() {
 			delete(h.services, name)
 		}
 	}
@@ -212,11 +211,3 @@ func (h *podEvents) observe(e *podEntry, deleted bool) {
 type listThenWatch struct{}
 
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
-
-// entryMeta makes what a source caches of an object (podEntry, sliceEntry) a runtime.Object for
-// the informer's store: only the ObjectMeta fields of the store's key and resource version are set.
-type entryMeta struct {
-	metav1.ObjectMeta
-}
-
-func (entryMeta) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }

@@ -10,7 +10,6 @@ import (
 	"github.com/kuberegistry/kuberegistry/internal/leanpod"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // podState is how far a pod is from taking traffic.
@@ -53,7 +52,7 @@ type podInstance struct {
 
 	// What instance was made of, so that an update that changes neither keeps it (see instanceOf).
 	registration *decodedRegistration
-	ips          []string
+	addresses    string // the pod's IPs, joined by commas
 }
 
 // translate turns a pod into an instance. Malformed data costs only this pod: it comes back as a
@@ -67,7 +66,7 @@ func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInsta
 			pi = podInstance{service: pi.service, problem: fmt.Sprintf("internal error reading the pod: %v", v)}
 		}
 	}()
-	pi.service = pod.Labels[LabelsKeyServiceName]
+	pi.service = intern(pod.Labels[LabelsKeyServiceName])
 	if pi.service == "" {
 		return pi
 	}
@@ -88,8 +87,8 @@ func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInsta
 		pi.state, pi.problem = podUnusable, err.Error()
 		return pi
 	}
-	pi.registration, pi.ips = reg, ips
-	pi.instance = t.instanceOf(pod, reg, ips, prev)
+	pi.registration, pi.addresses = reg, strings.Join(ips, ",")
+	pi.instance = t.instanceOf(pod, pi, ips, prev)
 	if prev != nil && prev.instance == pi.instance {
 		pi.hash = prev.hash
 	} else {
@@ -156,8 +155,9 @@ func podIPs(pod *corev1.Pod) ([]string, error) {
 
 // instanceOf makes the instance of a running pod with at least one IP, or keeps prev's when it
 // would be the same.
-func (t *translation) instanceOf(pod *corev1.Pod, reg *decodedRegistration, ips []string, prev *podInstance) *ServiceInstance {
-	id, name, version := pod.Labels[LabelsKeyServiceID], pod.Labels[LabelsKeyServiceName], pod.Labels[LabelsKeyServiceVersion]
+func (t *translation) instanceOf(pod *corev1.Pod, pi podInstance, ips []string, prev *podInstance) *ServiceInstance {
+	reg := pi.registration
+	id, name, version := pod.Labels[LabelsKeyServiceID], pi.service, pod.Labels[LabelsKeyServiceVersion]
 	if v, ok := pod.Annotations[AnnotationsKeyServiceID]; ok {
 		id = v
 	}
@@ -167,11 +167,12 @@ func (t *translation) instanceOf(pod *corev1.Pod, reg *decodedRegistration, ips 
 	if id == "" {
 		id = pod.Name
 	}
-	if prev != nil && prev.instance != nil && prev.registration == reg && slices.Equal(prev.ips, ips) &&
+	if prev != nil && prev.instance != nil && prev.registration == reg && prev.addresses == pi.addresses &&
 		prev.instance.ID == id && prev.instance.Name == name && prev.instance.Version == version {
 		return prev.instance
 	}
-	inst := &ServiceInstance{ID: id, Name: name, Version: version, Metadata: reg.metadata}
+	// Replicas share their service's name and version: one copy of each, not one per pod.
+	inst := &ServiceInstance{ID: id, Name: name, Version: intern(version), Metadata: reg.metadata}
 	inst.Endpoints = make([]string, 0, len(reg.ports)*len(ips))
 	for _, p := range reg.ports {
 		for _, ip := range ips {
@@ -327,17 +328,17 @@ func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *p
 	}
 	var prev *podInstance
 	if cached != nil {
-		if e := cached(pod.Namespace, pod.Name); e != nil && e.UID == pod.UID {
+		if e := cached(pod.Namespace, pod.Name); e != nil && e.uid == uidHash(pod.UID) {
 			prev = &e.podInstance
 		}
 	}
 	return &podEntry{
-		entryMeta: entryMeta{metav1.ObjectMeta{
-			Namespace:       pod.Namespace,
+		entryMeta: entryMeta{
+			Namespace:       intern(pod.Namespace),
 			Name:            pod.Name,
-			UID:             pod.UID,
 			ResourceVersion: pod.ResourceVersion,
-		}},
+			uid:             uidHash(pod.UID),
+		},
 		podInstance: t.translate(pod, prev),
 	}, nil
 }

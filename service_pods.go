@@ -5,25 +5,20 @@ import (
 	"strings"
 )
 
-// podKey identifies a cached pod.
-type podKey struct{ namespace, name string }
-
-func keyOf(e *podEntry) podKey { return podKey{e.Namespace, e.Name} }
-
 // servicePods is one service's cached pods and the sorted sets it serves, kept up to date one pod
 // at a time: a change to one pod costs O(log n) comparisons and one copy of the published slice of
 // pointers, whatever the number n of the service's pods, instead of gathering and sorting all n.
 // Only the readiness policy's switch between its two modes (see Registry.serving) rebuilds the
 // sets. The handler's mutex guards it.
 type servicePods struct {
-	pods        map[podKey]*podEntry   // every cached pod of the service that has an instance
+	pods        chunkedSet             // every cached pod of the service that has an instance, by name
 	usable      int                    // how many of pods are served when any is (see usable)
-	all         servedList             // what the service serves
+	all         *servedList            // what the service serves
 	byNamespace map[string]*servedList // the same per namespace; nil unless discovery spans several
 }
 
 func newServicePods(multiNamespace bool, chunk int) *servicePods {
-	s := &servicePods{pods: make(map[podKey]*podEntry), all: servedList{max: chunk}}
+	s := &servicePods{pods: chunkedSet{cmp: comparePodKeys, max: chunk}, all: newServedList(chunk)}
 	if multiNamespace {
 		s.byNamespace = make(map[string]*servedList)
 	}
@@ -50,13 +45,13 @@ func (r *Registry) served(e *podEntry, fallback bool) bool {
 func (s *servicePods) replace(r *Registry, old, new *podEntry, sets bool) {
 	wasFallback := s.usable == 0
 	if old != nil {
-		delete(s.pods, keyOf(old))
+		s.pods.remove(old)
 		if r.usable(old) {
 			s.usable--
 		}
 	}
 	if new != nil {
-		s.pods[keyOf(new)] = new
+		s.pods.insert(new)
 		if r.usable(new) {
 			s.usable++
 		}
@@ -87,8 +82,8 @@ func (s *servicePods) replace(r *Registry, old, new *podEntry, sets bool) {
 // when the readiness policy switches modes.
 func (s *servicePods) rebuild(r *Registry) {
 	fallback := s.usable == 0
-	entries := make([]*podEntry, 0, len(s.pods))
-	for _, e := range s.pods {
+	entries := make([]*podEntry, 0, s.pods.size)
+	for e := range s.pods.each() {
 		if r.served(e, fallback) {
 			entries = append(entries, e)
 		}
@@ -119,7 +114,7 @@ func (s *servicePods) namespace(ns string) *servedList {
 	}
 	l := s.byNamespace[ns]
 	if l == nil {
-		l = &servedList{max: s.all.max}
+		l = newServedList(s.all.max)
 		s.byNamespace[ns] = l
 	}
 	return l
@@ -140,118 +135,42 @@ func (s *servicePods) publish(c *catalog, name string) {
 	}
 }
 
-// servedList is a sorted set of served pods, and the instances published from it. It is kept as
-// a list of sorted chunks of at most max pods, so that a change moves at most a chunk's worth
-// of pointers, not half the set; publishing copies the chunks' instances into one new slice.
+// servedList is a sorted set of served pods, and the instances published from it: publishing
+// copies the pods' instances into one new slice.
 type servedList struct {
-	max       int                // the most pods a chunk holds (maxChunk, but in tests)
-	chunks    []*servedChunk     // in order; none is empty
-	size      int                // the number of pods in all chunks
+	chunkedSet
 	published []*ServiceInstance // the instances as last published: shared, never changed
 	sum       uint64             // the multiset hash of the instances (see instanceHash)
-	changed   bool               // the chunks differ from published
+	changed   bool               // the set differs from published
 }
 
-// servedChunk is a run of the sorted set: pods and their instances, in the same order.
-type servedChunk struct {
-	entries   []*podEntry
-	instances []*ServiceInstance
-}
-
-// maxChunk bounds a chunk: large enough that the list of chunks stays short (40 for 10,000
-// pods), small enough that moving within one is cheap.
-const maxChunk = 256
-
-// chunkFor returns the index of the chunk where e belongs: the last whose first pod sorts at or
-// before e, or 0.
-func (l *servedList) chunkFor(e *podEntry) int {
-	i, found := slices.BinarySearchFunc(l.chunks, e, func(c *servedChunk, e *podEntry) int {
-		return comparePodEntries(c.entries[0], e)
-	})
-	if found || i == 0 {
-		return i
-	}
-	return i - 1
+func newServedList(chunk int) *servedList {
+	return &servedList{chunkedSet: chunkedSet{cmp: comparePodEntries, max: chunk}}
 }
 
 func (l *servedList) insert(e *podEntry) {
+	if old := l.chunkedSet.insert(e); old != nil {
+		l.sum -= old.hash
+	}
 	l.sum += e.hash
-	l.size++
 	l.changed = true
-	if len(l.chunks) == 0 {
-		l.chunks = []*servedChunk{{entries: []*podEntry{e}, instances: []*ServiceInstance{e.instance}}}
-		return
-	}
-	ci := l.chunkFor(e)
-	c := l.chunks[ci]
-	i, _ := slices.BinarySearchFunc(c.entries, e, comparePodEntries)
-	c.entries = slices.Insert(c.entries, i, e)
-	c.instances = slices.Insert(c.instances, i, e.instance)
-	if len(c.entries) > l.max { // split in halves
-		half := len(c.entries) / 2
-		next := &servedChunk{
-			entries:   append(make([]*podEntry, 0, l.max), c.entries[half:]...),
-			instances: append(make([]*ServiceInstance, 0, l.max), c.instances[half:]...),
-		}
-		clear(c.entries[half:])
-		clear(c.instances[half:])
-		c.entries, c.instances = c.entries[:half], c.instances[:half]
-		l.chunks = slices.Insert(l.chunks, ci+1, next)
-	}
 }
 
 func (l *servedList) remove(e *podEntry) {
-	if len(l.chunks) == 0 {
-		return
+	if old := l.chunkedSet.remove(e); old != nil {
+		l.sum -= old.hash
+		l.changed = true
 	}
-	ci := l.chunkFor(e)
-	c := l.chunks[ci]
-	i, found := slices.BinarySearchFunc(c.entries, e, comparePodEntries)
-	if !found {
-		return
-	}
-	c.entries = slices.Delete(c.entries, i, i+1)
-	c.instances = slices.Delete(c.instances, i, i+1)
-	switch {
-	case len(c.entries) == 0:
-		l.chunks = slices.Delete(l.chunks, ci, ci+1)
-	case len(c.entries) < l.max/4 && ci+1 < len(l.chunks) && len(c.entries)+len(l.chunks[ci+1].entries) <= l.max:
-		l.merge(ci) // with the next: so that many deletions never leave a list of near-empty chunks
-	case len(c.entries) < l.max/4 && ci > 0 && len(c.entries)+len(l.chunks[ci-1].entries) <= l.max:
-		l.merge(ci - 1)
-	}
-	l.sum -= e.hash
-	l.size--
-	l.changed = true
-}
-
-// merge appends chunk ci+1 to chunk ci and drops it.
-func (l *servedList) merge(ci int) {
-	c, next := l.chunks[ci], l.chunks[ci+1]
-	c.entries = append(c.entries, next.entries...)
-	c.instances = append(c.instances, next.instances...)
-	l.chunks = slices.Delete(l.chunks, ci+1, ci+2)
 }
 
 // reset replaces the set with sorted entries.
 func (l *servedList) reset(entries []*podEntry) {
-	clear(l.chunks)
-	l.chunks, l.size, l.sum, l.changed = l.chunks[:0], len(entries), 0, true
-	for len(entries) > 0 {
-		n := max(1, min(len(entries), l.max/2)) // half full: room to grow before a split
-		c := &servedChunk{entries: make([]*podEntry, n, l.max), instances: make([]*ServiceInstance, n, l.max)}
-		copy(c.entries, entries[:n])
-		for i, e := range entries[:n] {
-			c.instances[i] = e.instance
-			l.sum += e.hash
-		}
-		l.chunks = append(l.chunks, c)
-		entries = entries[n:]
+	l.chunkedSet.reset(entries)
+	l.sum, l.changed = 0, true
+	for _, e := range entries {
+		l.sum += e.hash
 	}
 }
-
-// empty reports whether the set has no pod.
-func (l *servedList) empty() bool { return l.size == 0 }
 
 // publish returns the instances to publish, if they changed since the last call: a new slice
 // exactly as long as the set, so that an append by a reader never aliases another's.
@@ -263,8 +182,8 @@ func (l *servedList) publish() ([]*ServiceInstance, bool) {
 	l.published = nil
 	if l.size > 0 {
 		l.published = make([]*ServiceInstance, 0, l.size)
-		for _, c := range l.chunks {
-			l.published = append(l.published, c.instances...)
+		for e := range l.each() {
+			l.published = append(l.published, e.instance)
 		}
 	}
 	return l.published, true

@@ -16,6 +16,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
+// podKey identifies a pod in the tests' models of the informer's store.
+type podKey struct{ namespace, name string }
+
+func keyOf(e *podEntry) podKey { return podKey{e.Namespace, e.Name} }
+
 // servedModel drives the pod handler with a sequence of events, as an informer would deliver
 // them, and checks after each one that what the catalog publishes is what a rebuild from scratch
 // publishes: the incremental sets must never drift from the pods behind them.
@@ -24,6 +29,7 @@ type servedModel struct {
 	r       *Registry
 	h       *podEvents
 	store   map[podKey]*podEntry // the informer's store
+	uids    map[podKey]types.UID // the UID of each pod in store
 	nextUID int
 }
 
@@ -38,7 +44,7 @@ func newServedModel(t testing.TB, opts []Option) *servedModel {
 	r, err := New(fake.NewClientset(), append(opts, WithLogger(discardLogger()))...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
-	return &servedModel{t: t, r: r, h: newPodEvents(r), store: make(map[podKey]*podEntry)}
+	return &servedModel{t: t, r: r, h: newPodEvents(r), store: make(map[podKey]*podEntry), uids: make(map[podKey]types.UID)}
 }
 
 // step applies one event made of four bytes: what to do, to which pod, and what the pod becomes.
@@ -64,13 +70,11 @@ func (m *servedModel) step(op, which, shape, content byte) {
 		}
 		return
 	}
-	uid := types.UID("")
-	if old != nil && op%8 != 2 { // op 2 replaces the pod by another of the same name (a relist)
-		uid = old.UID
-	}
-	if uid == "" {
+	uid := m.uids[key]
+	if old == nil || op%8 == 2 { // op 2 replaces the pod by another of the same name (a relist)
 		m.nextUID++
 		uid = types.UID(fmt.Sprint(m.nextUID))
+		m.uids[key] = uid
 	}
 	pod := modelPod(key, uid, shape, content)
 	cached := func(namespace, name string) *podEntry { return m.store[podKey{namespace, name}] }

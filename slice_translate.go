@@ -3,16 +3,16 @@ package kuberegistry
 import (
 	"cmp"
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -48,11 +48,11 @@ func (t sliceTranslation) toEntry(obj any) (any, error) {
 		return obj, nil // already an entry, or a tombstone of one
 	}
 	return &sliceEntry{
-		entryMeta: entryMeta{metav1.ObjectMeta{
+		entryMeta: entryMeta{
 			Namespace:       s.Namespace,
 			Name:            s.Name,
 			ResourceVersion: s.ResourceVersion,
-		}},
+		},
 		sliceInstances: t.translate(s),
 	}, nil
 }
@@ -394,7 +394,7 @@ func toServiceEntry(obj any) (any, error) {
 		}
 	}
 	return &serviceEntry{
-		entryMeta:   entryMeta{metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name, ResourceVersion: svc.ResourceVersion}},
+		entryMeta:   entryMeta{Namespace: svc.Namespace, Name: svc.Name, ResourceVersion: svc.ResourceVersion},
 		annotations: annotations,
 	}, nil
 }
