@@ -163,11 +163,20 @@ func BenchmarkCacheMemory(b *testing.B) {
 			}
 			report(b, held)
 		})
+		// Ours as a program runs it: NewForConfig, protobuf, every string decoded into its own
+		// memory; the client is included, as in cmd/kuberegistry-bench.
+		config := protobufPods(b, s)
 		b.Run(scenarioName(s)+"/ours", func(b *testing.B) {
 			var held uint64
 			for b.Loop() {
 				before := heapAfterGC()
-				reg := startOurs(b, client)
+				reg, err := kuberegistry.NewForConfig(config, kuberegistry.WithNamespace(namespace))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := reg.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
 				held = heapAfterGC() - before
 				_ = reg.Close()
 			}
