@@ -39,10 +39,7 @@ func startTier(t testing.TB, addr string, catalogs ...kuberegistry.Catalog) *tie
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listen(t, addr)
 	g := grpc.NewServer()
 	s.Register(g)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,4 +139,17 @@ func ids(instances []*kuberegistry.ServiceInstance) []string {
 		out[i] = inst.ID
 	}
 	return out
+}
+
+// listen listens on addr, retrying for a while when the port is still held (a tier restarted on
+// the port of the previous one).
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	waitFor(t, "listening on "+addr, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	return ln
 }
