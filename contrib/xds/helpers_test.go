@@ -40,7 +40,7 @@ func startTier(t testing.TB, addr string, catalogs ...kuberegistry.Catalog) *tie
 		t.Fatal(err)
 	}
 	ln := listen(t, addr)
-	g := grpc.NewServer()
+	g := grpc.NewServer(GRPCServerOptions()...)
 	s.Register(g)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)

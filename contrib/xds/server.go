@@ -124,10 +124,28 @@ func NewServer(catalogs []kuberegistry.Catalog, opts ...ServerOption) (*Server, 
 		},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	// grpc-go unsubscribes from every resource of a type with an empty request: without legacy
-	// wildcard, that means "nothing", not "everything". Wildcard is asked for with "*".
-	s.xds = serverv3.NewServer(s.ctx, mux, callbacks{s}, sotw.DeactivateLegacyWildcard(), sotw.WithLogger(controlPlaneLogger{s.log}))
+	s.xds = serverv3.NewServer(s.ctx, mux, callbacks{s},
+		// grpc-go unsubscribes from every resource of a type with an empty request: without
+		// legacy wildcard, that means "nothing", not "everything". Wildcard is asked with "*".
+		sotw.DeactivateLegacyWildcard(),
+		// One channel and a plain select per ADS stream, rather than a reflect.Select rebuilt at
+		// every request: about 10% less CPU per response (BenchmarkServerUpdate), and responses
+		// in the order of their types' updates.
+		sotw.WithOrderedADS(),
+		sotw.WithLogger(controlPlaneLogger{s.log}))
 	return s, nil
+}
+
+// GRPCServerOptions are the options this package recommends for the grpc.Server of the tier,
+// to be passed to grpc.NewServer with the program's own (credentials, interceptors). Fixed flow
+// control windows of 1 MiB turn off grpc-go's bandwidth estimation, which otherwise sends an
+// HTTP/2 ping for every ACK a client sends, and reads its answer: about 12% of the tier's CPU
+// per update and client (BenchmarkServerUpdate). The tier's messages are small; 1 MiB is ample.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(1 << 20),
+	}
 }
 
 // Register registers the Aggregated Discovery Service and the Listener, RouteConfiguration,

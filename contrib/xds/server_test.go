@@ -220,7 +220,7 @@ func TestStreamsWaitForTheFirstState(t *testing.T) {
 // serveUnstarted serves s on a loopback port without running it; it returns the address.
 func serveUnstarted(t *testing.T, s *Server) string {
 	t.Helper()
-	g := grpc.NewServer()
+	g := grpc.NewServer(GRPCServerOptions()...)
 	s.Register(g)
 	ln := listen(t, "127.0.0.1:0")
 	done := make(chan struct{})
