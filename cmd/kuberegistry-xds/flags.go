@@ -62,9 +62,9 @@ Usage:
   kuberegistry-xds -print-bootstrap -server-uri URI[,URI...]  print a GRPC_XDS_BOOTSTRAP file and exit
 
 Kubernetes configuration: -kubeconfig if given, else the pod's service account (in-cluster),
-else $KUBECONFIG or ~/.kube/config. Discovery scope: -namespaces if given, else -all-namespaces,
-else the pod's own namespace (POD_NAMESPACE, else the service account's namespace file), else the
-kubeconfig context's namespace, else "default".
+else $KUBECONFIG or ~/.kube/config. Discovery scope: -namespaces or -all-namespaces if given,
+else the pod's own namespace (POD_NAMESPACE, else the service account's namespace file), else
+the kubeconfig context's namespace, else "default".
 
 HTTP endpoints on -http-listen: /healthz (liveness), /readyz (synced and not stale), /metrics.
 

@@ -101,9 +101,9 @@ func startSources(ctx context.Context, sources []namedSource, logger *slog.Logge
 			err = fmt.Errorf("starting %s discovery: %w", s.name, err)
 			var denied *kuberegistry.PermissionError
 			if errors.As(err, &denied) {
-				logger.Error("RBAC refused discovery; retrying", "source", s.name, "retry_in", wait, "error", err.Error())
+				logger.Error("RBAC refused discovery; retrying", "source", s.name, "retry_in", wait.String(), "error", err.Error())
 			} else {
-				logger.Error("discovery failed to start; retrying", "source", s.name, "retry_in", wait, "error", err.Error())
+				logger.Error("discovery failed to start; retrying", "source", s.name, "retry_in", wait.String(), "error", err.Error())
 			}
 			onError(err)
 			select {
