@@ -10,7 +10,8 @@ import (
 )
 
 // callbacks are the hooks go-control-plane calls on every stream: they hold new streams until
-// the catalogs are served, count for Stats and log what a client rejects. They run on the
+// the catalogs are served, serve the listeners clients ask for (see Server.serveAsked), count
+// for Stats and log what a client rejects. They run on the
 // streams' goroutines and only add to atomic counters on the way of a response.
 type callbacks struct{ s *Server }
 
@@ -30,6 +31,9 @@ func (c callbacks) OnDeltaStreamClosed(int64, *corev3.Node) { c.s.streams.Add(-1
 
 func (c callbacks) OnStreamRequest(stream int64, r *discoverygrpc.DiscoveryRequest) error {
 	c.s.requests.Add(1)
+	if r.GetTypeUrl() == listenerType {
+		c.s.serveAsked(r.GetResourceNames())
+	}
 	if r.GetErrorDetail() != nil {
 		c.nack(stream, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail().GetMessage())
 	}
@@ -42,6 +46,9 @@ func (c callbacks) OnStreamResponse(context.Context, int64, *discoverygrpc.Disco
 
 func (c callbacks) OnStreamDeltaRequest(stream int64, r *discoverygrpc.DeltaDiscoveryRequest) error {
 	c.s.requests.Add(1)
+	if r.GetTypeUrl() == listenerType {
+		c.s.serveAsked(r.GetResourceNamesSubscribe())
+	}
 	if r.GetErrorDetail() != nil {
 		c.nack(stream, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail().GetMessage())
 	}

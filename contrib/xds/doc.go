@@ -26,8 +26,12 @@
 //
 // A service that loses its last instance keeps its resources, with an empty assignment, for as
 // long as the Server runs: a grpc-go client that holds it fails its calls with UNAVAILABLE until
-// instances come back, rather than erroring its channel. The Server never removes a resource;
-// the names a Server holds are those that ever had instances since it started.
+// instances come back, rather than erroring its channel. Likewise, a name a client asks a
+// Listener for that the Server does not serve (a service not deployed yet) is served at once,
+// empty, if it is a valid service name: grpc-go fails its calls fast instead of waiting 15
+// seconds for the listener to be declared missing, and follows the service when it appears. The
+// Server never removes a resource: the names it holds are those that had instances or were asked
+// for since it started.
 //
 // When two catalogs serve the same name (a registered service and a plain Service, say), the
 // first catalog given to NewServer that has instances of it wins, and the conflict is logged

@@ -149,3 +149,25 @@ func TestGRPCClientsFailFastWithoutInstances(t *testing.T) {
 	kuberegistrytest.SetReady(t, client, "shop", "greeter-0", true)
 	eventuallyServedBy(t, conn, "greeter-0")
 }
+
+// A name the tier has never served fails fast too (the tier serves it, empty, as soon as a client
+// asks), and the same channel reaches the service once it is deployed.
+func TestGRPCClientsFailFastForAnUnknownService(t *testing.T) {
+	client := fake.NewClientset()
+	reg := kuberegistrytest.NewRegistry(t, client, "shop", "tier")
+	tr := startTier(t, "127.0.0.1:0", reg)
+	conn := dialXDS(t, tr.addr, "xds:///greeter")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := hello(ctx, conn)
+	t.Logf("an unknown service: %v", err)
+	if status.Code(err) != codes.Unavailable || time.Since(start) > 2*time.Second {
+		t.Errorf("after %v: %v; want UNAVAILABLE at once", time.Since(start), err)
+	}
+	greeterPods(t, client, "greeter-0")
+	eventuallyServedBy(t, conn, "greeter-0")
+	if st := tr.server.Stats(); st.Services != 1 || st.Resources != 2 {
+		t.Errorf("stats %+v: want greeter and greeter.shop, one service", st)
+	}
+}

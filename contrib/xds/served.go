@@ -2,7 +2,6 @@ package xds
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/kuberegistry/kuberegistry"
@@ -155,7 +154,12 @@ func (s *Server) resolve(name string) (instances []*kuberegistry.ServiceInstance
 // its calls with UNAVAILABLE until instances come back, instead of erroring its channel. The
 // caches are updated assignments first, listeners last, so that what a resource refers to
 // already exists. The caller holds mu.
-func (s *Server) publish(affected map[string]bool) {
+func (s *Server) publish(affected map[string]bool) { s.update(affected, false) }
+
+// publishAsked is publish for names a client asked for: they are created even without instances.
+func (s *Server) publishAsked(affected map[string]bool) { s.update(affected, true) }
+
+func (s *Server) update(affected map[string]bool, create bool) {
 	var eds, cds, rds, lds map[string]types.Resource
 	put := func(m *map[string]types.Resource, name string, r types.Resource) {
 		if *m == nil {
@@ -167,7 +171,7 @@ func (s *Server) publish(affected map[string]bool) {
 		instances, alias := s.resolve(name)
 		cur := s.names[name]
 		if cur == nil {
-			if len(instances) == 0 {
+			if len(instances) == 0 && !create {
 				continue // never served, nothing to retract
 			}
 			l, err := listenerFor(name)
@@ -180,10 +184,10 @@ func (s *Server) publish(affected map[string]bool) {
 			s.resources.Add(1)
 			put(&lds, name, l)
 			put(&rds, name, routeFor(name))
-			put(&cds, name, clusterFor(name, alias, true))
+			put(&cds, name, clusterFor(name, alias, len(instances) > 0))
 			put(&eds, name, assignmentFor(name, instances))
 			cur.instances = instances
-			if !alias {
+			if cur.serving() && !alias {
 				s.services.Add(1)
 			}
 			s.updates.Add(1)
@@ -196,11 +200,11 @@ func (s *Server) publish(affected map[string]bool) {
 		flagsChanged := cur.alias != alias || cur.serving() != (len(instances) > 0)
 		if !sameInstances(cur.instances, instances) {
 			put(&eds, name, assignmentFor(name, instances))
-			s.updates.Add(1)
 		} else if !flagsChanged {
 			cur.instances = instances // the same set in a new slice: nothing to send
 			continue
 		}
+		s.updates.Add(1)
 		cur.instances, cur.alias = instances, alias
 		if flagsChanged {
 			put(&cds, name, clusterFor(name, alias, cur.serving()))
@@ -227,10 +231,31 @@ func (s *Server) publish(affected map[string]bool) {
 	}
 }
 
+// serveAsked serves the names a client asks a listener for that the Server does not serve yet,
+// with no instance, before go-control-plane looks them up: grpc-go then fails its calls to a
+// service that does not exist (yet) at once with UNAVAILABLE, and follows it when it appears,
+// instead of waiting 15 seconds for the listener to be declared missing. Only names that are
+// service names are served so; each is kept, like every name, until the Server stops.
+func (s *Server) serveAsked(names []string) {
+	var missing []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range names {
+		if s.names[name] == nil && name != "*" && len(validation.IsValidLabelValue(name)) == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	affected := make(map[string]bool, len(missing))
+	for _, name := range missing {
+		affected[name] = true
+	}
+	s.publishAsked(affected)
+}
+
 // sameSlice reports whether two sets are the same published slice.
 func sameSlice(a, b []*kuberegistry.ServiceInstance) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
-
-// isNamespacedForm reports whether name may be the namespaced form of a service.
-func isNamespacedForm(name string) bool { return strings.LastIndexByte(name, '.') > 0 }
