@@ -133,7 +133,7 @@ func (d *Discovery) GetService(ctx context.Context, name string) ([]*kuberegistr
 		return nil, err
 	}
 	d.mu.Lock()
-	if st := d.services[name]; st != nil && st.received && (st.pinned || len(st.watchers) > 0) {
+	if st := d.services[name]; !d.closed && st != nil && st.received && st.pinned {
 		instances := st.instances
 		d.mu.Unlock()
 		return instances, nil
@@ -145,14 +145,16 @@ func (d *Discovery) GetService(ctx context.Context, name string) ([]*kuberegistr
 			return false
 		}
 		st := d.services[name]
-		if st == nil || !st.pinned {
-			if _, ok := d.clusters[name]; !ok {
+		if st == nil || !st.received {
+			if _, served := d.clusters[name]; !served {
 				return true // the tier does not serve it: empty
 			}
-			if st == nil {
-				st = &serviceState{}
-				d.services[name] = st
-			}
+		}
+		if st == nil {
+			st = &serviceState{}
+			d.services[name] = st
+		}
+		if !st.pinned {
 			st.pinned = true
 			d.kickLocked()
 		}

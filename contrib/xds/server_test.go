@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	"github.com/kuberegistry/kuberegistry"
 	"google.golang.org/grpc"
 )
@@ -246,5 +250,37 @@ func TestRunFailsForAnUnstartedCatalog(t *testing.T) {
 	err = s.Run(context.Background())
 	if !errors.Is(err, kuberegistry.ErrNotStarted) || !strings.Contains(err.Error(), "catalog 1") {
 		t.Errorf("Run: %v, want ErrNotStarted naming catalog 1", err)
+	}
+}
+
+// The per-type services answer too, for clients that do not use ADS.
+func TestPerTypeServices(t *testing.T) {
+	c := newFakeCatalog()
+	c.set("cart", instance("cart", "cart-0", "10.0.0.1", "shop"))
+	tr := startTier(t, "127.0.0.1:0", c)
+	conn := dial(t, tr.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := endpointservice.NewEndpointDiscoveryServiceClient(conn).StreamEndpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "envoy"}, ResourceNames: []string{"cart"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetResources()) != 1 {
+		t.Fatalf("response %v: want the assignment of cart", resp)
+	}
+	cla := &endpointv3.ClusterLoadAssignment{}
+	if err := resp.GetResources()[0].UnmarshalTo(cla); err != nil {
+		t.Fatal(err)
+	}
+	instances, err := instancesFrom(cla)
+	if err != nil || !slices.Equal(ids(instances), []string{"cart-0"}) {
+		t.Errorf("assignment of cart: %v, %v", ids(instances), err)
 	}
 }
