@@ -85,8 +85,8 @@ type serviceState struct {
 var _ kuberegistry.Catalog = (*Discovery)(nil)
 
 // NewDiscovery returns a Discovery reading the tier at the other end of conn (a
-// *grpc.ClientConn to the tier's address, which the Discovery does not close). It starts its
-// stream at once; Close ends it.
+// *grpc.ClientConn to the tier's address). It starts its stream at once; Close ends it. The
+// Discovery does not close conn: close the Discovery first.
 func NewDiscovery(conn grpc.ClientConnInterface, opts ...DiscoveryOption) (*Discovery, error) {
 	o := discoveryOptions{backoffBase: defaultBackoffBase, backoffMax: defaultBackoffMax}
 	for _, opt := range opts {
@@ -102,7 +102,7 @@ func NewDiscovery(conn grpc.ClientConnInterface, opts ...DiscoveryOption) (*Disc
 		o.nodeID = defaultNodeID()
 	}
 	if o.logger == nil {
-		o.logger = discardLogger()
+		o.logger = slog.Default()
 	}
 	d := &Discovery{
 		client:    discoverygrpc.NewAggregatedDiscoveryServiceClient(conn),

@@ -21,8 +21,9 @@ type serverOptions struct {
 	errs   []error
 }
 
-// WithLogger sets where the Server logs: a catalog that ends, a client that rejects a resource
-// (a NACK), two catalogs serving the same name. Default: a logger that discards everything.
+// WithLogger sets where the Server logs: its first sync, a client that rejects a resource (a
+// NACK), two catalogs serving the same name; go-control-plane's own logs go there at Debug.
+// Default: slog.Default(), as for the library's sources.
 func WithLogger(logger *slog.Logger) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) {
 		if logger == nil {
@@ -70,7 +71,7 @@ func WithNodeID(id string) DiscoveryOption {
 }
 
 // WithDiscoveryLogger sets where a Discovery logs: a broken stream and its reconnection, a
-// resource it rejects. Default: a logger that discards everything.
+// resource it rejects. Default: slog.Default().
 func WithDiscoveryLogger(logger *slog.Logger) DiscoveryOption {
 	return discoveryOptionFunc(func(o *discoveryOptions) {
 		if logger == nil {
@@ -94,8 +95,6 @@ func WithReconnectBackoff(base, max time.Duration) DiscoveryOption {
 		o.backoffBase, o.backoffMax = base, max
 	})
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // defaultNodeID is the hostname, which is the pod's name in a pod.
 func defaultNodeID() string {

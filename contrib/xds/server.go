@@ -99,7 +99,7 @@ func NewServer(catalogs []kuberegistry.Catalog, opts ...ServerOption) (*Server, 
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(o.errs...))
 	}
 	if o.logger == nil {
-		o.logger = discardLogger()
+		o.logger = slog.Default()
 	}
 	s := &Server{
 		catalogs:  append([]kuberegistry.Catalog(nil), catalogs...),
