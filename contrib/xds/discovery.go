@@ -127,7 +127,7 @@ func NewDiscovery(conn grpc.ClientConnInterface, opts ...DiscoveryOption) (*Disc
 // GetService returns the instances of the named service (or "service.namespace"), in the tier's
 // order. The first call for a name subscribes to it and waits, bounded by ctx, for its first
 // assignment; later calls read the local copy, kept up to date, without a request. A name the
-// tier does not serve is an empty set, at once once the tier's list of names has arrived.
+// tier does not serve is an empty set, returned as soon as the tier's list of names has arrived.
 func (d *Discovery) GetService(ctx context.Context, name string) ([]*kuberegistry.ServiceInstance, error) {
 	if err := validName(name); err != nil {
 		return nil, err
