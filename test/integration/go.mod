@@ -11,6 +11,7 @@ replace (
 	github.com/kuberegistry/kuberegistry/contrib/grpc => ../../contrib/grpc
 	github.com/kuberegistry/kuberegistry/contrib/kratos => ../../contrib/kratos
 	github.com/kuberegistry/kuberegistry/contrib/prometheus => ../../contrib/prometheus
+	github.com/kuberegistry/kuberegistry/contrib/xds => ../../contrib/xds
 )
 
 require (
@@ -19,6 +20,7 @@ require (
 	github.com/kuberegistry/kuberegistry/contrib/grpc v0.1.0
 	github.com/kuberegistry/kuberegistry/contrib/kratos v0.1.0
 	github.com/kuberegistry/kuberegistry/contrib/prometheus v0.1.0
+	github.com/kuberegistry/kuberegistry/contrib/xds v0.1.0
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -31,10 +33,20 @@ require (
 )
 
 require (
+	cel.dev/expr v0.25.3 // indirect
+	cloud.google.com/go/compute/metadata v0.9.0 // indirect
 	github.com/blang/semver/v4 v4.0.0 // indirect
+	github.com/cncf/xds/go v0.0.0-20260202195803-dba9d589def2 // indirect
+	github.com/envoyproxy/go-control-plane v0.14.0 // indirect
+	github.com/envoyproxy/go-control-plane/envoy v1.40.0 // indirect
+	github.com/envoyproxy/go-control-plane/ratelimit v0.1.0 // indirect
+	github.com/envoyproxy/protoc-gen-validate v1.3.3 // indirect
 	github.com/go-errors/errors v1.5.1 // indirect
+	github.com/go-jose/go-jose/v4 v4.1.4 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/monochromegane/go-gitignore v0.0.0-20200626010858-205db1a8cc00 // indirect
+	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
+	github.com/spiffe/go-spiffe/v2 v2.8.1 // indirect
 	github.com/xlab/treeprint v1.2.0 // indirect
 )
 
@@ -71,7 +83,7 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
 	github.com/prometheus/client_golang v1.24.0
-	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.70.0 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
