@@ -90,12 +90,17 @@ func restoreReadiness(ctx context.Context, client kubernetes.Interface, namespac
 // then its status written through the status subresource (the API server drops the status of a
 // created pod), as a kubelet would.
 func createPods(ctx context.Context, client kubernetes.Interface, namespace string, makePod podMaker, from, to int) error {
+	return createPodsWith(ctx, client, namespace, makePod, from, to, writeWorkers)
+}
+
+// createPodsWith is createPods with workers requests at a time.
+func createPodsWith(ctx context.Context, client kubernetes.Interface, namespace string, makePod podMaker, from, to, workers int) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	indexes := make(chan int)
 	var done atomic.Int64
 	var wg sync.WaitGroup
-	for range writeWorkers {
+	for range workers {
 		wg.Go(func() {
 			for i := range indexes {
 				if err := createPod(ctx, client, makePod(namespace, i), i); err != nil {

@@ -3,11 +3,16 @@
 // plane it starts with envtest, or the cluster of a kubeconfig. It creates the scenario's pods in
 // a namespace of its own, measures, deletes them, and prints one Markdown table on stdout;
 // progress goes to stderr. With -service-sizes or -spread, it measures the service-size series
-// instead (service_size.go).
+// instead (service_size.go). With -scale, it measures what matters for scale at several fleet
+// sizes side by side (scale.go); with -soak, it runs one registry with hundreds of watchers under
+// steady churn for a long time and checks that nothing leaked or diverged (soak.go), exiting 1
+// when a check fails.
 //
 //	go run ./cmd/kuberegistry-bench -svg ../docs/benchmarks.svg
 //	go run ./cmd/kuberegistry-bench -pods 2000 -registered 1000 -services 100 -chart=false
 //	go run ./cmd/kuberegistry-bench -service-sizes 1000,3000,10000 -spread 100x100 -service-size-svg ../docs/service-size.svg
+//	go run ./cmd/kuberegistry-bench -scale 10000,100000 -out scale.md
+//	go run ./cmd/kuberegistry-bench -soak 30m -soak-rate 50 -soak-watchers 500 -out soak.md
 //
 // Against a real cluster (-kubeconfig), the pods carry a scheduling gate, so that no node runs them.
 package main
@@ -53,6 +58,9 @@ type flags struct {
 	sizePoints      []sizePoint
 	serviceWatchers int
 	serviceSizeSVG  string
+
+	scale scaleFlags // the scale mode (scale.go), run instead of the main scenario when set
+	soak  soakFlags  // the soak mode (soak.go), likewise
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -82,6 +90,7 @@ func parseFlags(args []string) (*flags, error) {
 	spread := fs.String("spread", "", "more points of the service-size series, as -service-sizes takes them (e.g. 100x100)")
 	fs.IntVar(&f.serviceWatchers, "service-watchers", 10, "watchers of the measured service in the service-size series")
 	fs.StringVar(&f.serviceSizeSVG, "service-size-svg", "", "where to write the chart of the service-size series (needs two one-service points; default: no chart)")
+	checkScale, checkSoak := addScaleFlags(fs, f), addSoakFlags(fs, f)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,7 +129,8 @@ func parseFlags(args []string) (*flags, error) {
 	if f.serviceSizeSVG != "" && len(chartPoints(f.sizePoints)) < 2 {
 		errs = append(errs, errors.New("-service-size-svg needs at least two one-service points in -service-sizes"))
 	}
-	if f.chart && len(f.sizePoints) == 0 {
+	errs = append(errs, checkScale(), checkSoak())
+	if f.chart && len(f.sizePoints) == 0 && !f.scale.active() && !f.soak.active() {
 		for _, field := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(field))
 			if err != nil || n < 20 || n%20 != 0 {
@@ -205,8 +215,16 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
-	if len(f.sizePoints) > 0 {
-		if err := runServiceSizes(ctx, c, admin, f); err != nil {
+	if len(f.sizePoints) > 0 || f.scale.active() || f.soak.active() {
+		switch {
+		case f.scale.active():
+			err = runScale(ctx, c, f)
+		case f.soak.active():
+			err = runSoak(ctx, c, f)
+		default:
+			err = runServiceSizes(ctx, c, admin, f)
+		}
+		if err != nil {
 			return err
 		}
 		logf("done in %s", time.Since(began).Round(time.Second))
