@@ -110,7 +110,7 @@ func parseFlags(args []string) (*flags, error) {
 		errs = append(errs, errors.New("-pods must be at least -registered"))
 	case f.watchers < 1 || f.watchers > f.services:
 		errs = append(errs, fmt.Errorf("-watchers must be between 1 and -services (%d)", f.services))
-	case f.fewWatchers < 0 || f.fewWatchers > f.watchers:
+	case !f.soak.active() && (f.fewWatchers < 0 || f.fewWatchers > f.watchers): // the soak has no few-watchers session
 		errs = append(errs, fmt.Errorf("-few-watchers must be between 0 and -watchers (%d)", f.watchers))
 	}
 	if f.updates < 1 || f.latencyUpdates < 1 || f.runs < 1 || f.rounds < 1 || f.bursts < 0 {

@@ -43,6 +43,9 @@ func TestSoakFlags(t *testing.T) {
 			t.Errorf("parseFlags(%q) accepted bad flags", bad)
 		}
 	}
+	if _, err := parseFlags([]string{"-soak", "2m", "-pods", "40", "-registered", "20", "-services", "2"}); err != nil {
+		t.Errorf("a soak of 2 services: %v", err)
+	}
 	if _, err := parseFlags([]string{"-soak", "2h", "-timeout", "3h"}); err != nil {
 		t.Errorf("-soak 2h with -timeout 3h: %v", err)
 	}
