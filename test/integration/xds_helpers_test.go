@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -30,18 +31,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// buildXDSTier builds cmd/kuberegistry-xds as a user installs it, into a directory of the test.
+// buildXDSTier builds cmd/kuberegistry-xds as a user installs it, into a directory of the test,
+// with the race detector: the tier's data races under real traffic fail the test (see
+// startXDSTier), and its packages are those `go test -race` of the program's module compiled.
 func buildXDSTier(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kuberegistry-xds")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-race", "-o", bin, ".")
 	cmd.Dir = filepath.Join("..", "..", "cmd", "kuberegistry-xds")
+	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building kuberegistry-xds: %v\n%s", err, out)
 	}
+	t.Logf("built kuberegistry-xds in %v", time.Since(start).Round(time.Millisecond))
 	return bin
+}
+
+// raceEnv is the environment of the tier's processes: the race detector's default second of sleep
+// at exit (atexit_sleep_ms), which lets other goroutines report races, would add a second to every
+// run of the program; a race found before exit still fails it with status 66.
+func raceEnv() []string {
+	return append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 }
 
 // tierKubeconfig writes the kubeconfig of the identity the tier runs as, with the permissions its
@@ -119,6 +131,7 @@ func startXDSTier(t *testing.T, bin, kubeconfig, name string, args ...string) *x
 	}
 	args = append([]string{"-kubeconfig", kubeconfig, "-xds-listen", p.xdsAddr, "-http-listen", p.httpAddr}, args...)
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = raceEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	setParentDeathSignal(p.cmd)
 	if err := p.cmd.Start(); err != nil {
@@ -130,6 +143,9 @@ func startXDSTier(t *testing.T, bin, kubeconfig, name string, args ...string) *x
 	}()
 	t.Cleanup(func() {
 		p.stop(t)
+		if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in %s", p.name)
+		}
 		if t.Failed() {
 			t.Logf("log of %s:\n%s", p.name, p.logs.String())
 		}
@@ -255,7 +271,9 @@ func (p *xdsTier) stop(t *testing.T) {
 // given server URIs, and returns what it printed.
 func printBootstrap(t *testing.T, bin string, serverURIs ...string) []byte {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), bin, "-print-bootstrap", "-server-uri", strings.Join(serverURIs, ",")).Output()
+	cmd := exec.CommandContext(t.Context(), bin, "-print-bootstrap", "-server-uri", strings.Join(serverURIs, ","))
+	cmd.Env = raceEnv()
+	out, err := cmd.Output()
 	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
