@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -330,17 +330,15 @@ func sameAsDirect(t *testing.T, tier, direct kuberegistry.Discovery, name string
 	return want
 }
 
-// diffInstances says how got differs from want, instance by instance; nil when they are equal.
-// Metadata compares as maps: a nil map and an empty one are the same.
+// diffInstances says how got differs from want, instance by instance; nil when they are equal,
+// field by field, down to a nil map or slice against an empty one.
 func diffInstances(got, want []*kuberegistry.ServiceInstance) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%d instances %s, want %d %s", len(got), describe(got), len(want), describe(want))
 	}
 	for i := range got {
-		g, w := got[i], want[i]
-		if g.ID != w.ID || g.Name != w.Name || g.Version != w.Version ||
-			!maps.Equal(g.Metadata, w.Metadata) || !slices.Equal(g.Endpoints, w.Endpoints) {
-			return fmt.Errorf("instance %d is %+v, want %+v", i, *g, *w)
+		if !reflect.DeepEqual(*got[i], *want[i]) {
+			return fmt.Errorf("instance %d is %#v, want %#v", i, *got[i], *want[i])
 		}
 	}
 	return nil
