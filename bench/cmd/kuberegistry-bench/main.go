@@ -61,6 +61,7 @@ type flags struct {
 
 	scale scaleFlags // the scale mode (scale.go), run instead of the main scenario when set
 	soak  soakFlags  // the soak mode (soak.go), likewise
+	xds   xdsFlags   // the xDS tier mode (xds.go), likewise
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -90,7 +91,7 @@ func parseFlags(args []string) (*flags, error) {
 	spread := fs.String("spread", "", "more points of the service-size series, as -service-sizes takes them (e.g. 100x100)")
 	fs.IntVar(&f.serviceWatchers, "service-watchers", 10, "watchers of the measured service in the service-size series")
 	fs.StringVar(&f.serviceSizeSVG, "service-size-svg", "", "where to write the chart of the service-size series (needs two one-service points; default: no chart)")
-	checkScale, checkSoak := addScaleFlags(fs, f), addSoakFlags(fs, f)
+	checkScale, checkSoak, checkXDS := addScaleFlags(fs, f), addSoakFlags(fs, f), addXDSFlags(fs, f)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func parseFlags(args []string) (*flags, error) {
 	if f.serviceSizeSVG != "" && len(chartPoints(f.sizePoints)) < 2 {
 		errs = append(errs, errors.New("-service-size-svg needs at least two one-service points in -service-sizes"))
 	}
-	errs = append(errs, checkScale(), checkSoak())
+	errs = append(errs, checkScale(), checkSoak(), checkXDS())
 	if f.chart && len(f.sizePoints) == 0 && !f.scale.active() && !f.soak.active() {
 		for _, field := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(field))
@@ -167,6 +168,13 @@ func chartScenario(pods int) workload.Scenario {
 }
 
 func main() {
+	if helper, err := runXDSHelper(os.Args[1:]); helper {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kuberegistry-bench %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == writerFlag {
 		if err := runWriter(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "kuberegistry-bench -writer:", err)
@@ -215,8 +223,10 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
-	if len(f.sizePoints) > 0 || f.scale.active() || f.soak.active() {
+	if len(f.sizePoints) > 0 || f.scale.active() || f.soak.active() || f.xds.active() {
 		switch {
+		case f.xds.active():
+			err = runXDS(ctx, c, f)
 		case f.scale.active():
 			err = runScale(ctx, c, f)
 		case f.soak.active():
