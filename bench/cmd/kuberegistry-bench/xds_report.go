@@ -21,13 +21,14 @@ const (
 // xdsFigures are the figures of one number of clients, from its sessions; NaN where not measured.
 type xdsFigures struct {
 	clients int
-	// API server CPU per update, idle subtracted, median of the sessions, by setup.
-	apiServer [2]float64
-	tier      float64    // the tier process's CPU per update, median
-	tierUser  float64    // of which user
-	syscalls  float64    // the tier's read and write system calls per update per client
-	written   float64    // bytes the tier wrote per update per client
-	clientCPU [2]float64 // the clients process's CPU per update per client, by setup
+	// API server CPU per update, idle subtracted, median of the sessions, by setup; and the
+	// least and the most of one session.
+	apiServer, apiMin, apiMax [2]float64
+	tier                      float64    // the tier process's CPU per update, median
+	tierUser                  float64    // of which user
+	syscalls                  float64    // the tier's read and write system calls per update per client
+	written                   float64    // bytes the tier wrote per update per client
+	clientCPU                 [2]float64 // the clients process's CPU per update per client, by setup
 	// Change-to-client latency over every sample of every session, by setup.
 	latencyMedian, latencyP99 [2]float64
 	ready                     [2]float64 // the clients' start to all of them ready, median
@@ -44,7 +45,7 @@ func figuresOf(p xdsPoint) xdsFigures {
 		return v / float64(p.clients)
 	}
 	for setup, sessions := range p.sessions {
-		fig.apiServer[setup], fig.clientCPU[setup] = math.NaN(), math.NaN()
+		fig.apiServer[setup], fig.apiMin[setup], fig.apiMax[setup], fig.clientCPU[setup] = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		fig.latencyMedian[setup], fig.latencyP99[setup], fig.ready[setup], fig.rss[setup] = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		if len(sessions) == 0 {
 			continue
@@ -59,6 +60,7 @@ func figuresOf(p xdsPoint) xdsFigures {
 			latencies = append(latencies, s.latencies...)
 		}
 		fig.apiServer[setup], fig.clientCPU[setup] = medianFloat(api), medianFloat(clients)
+		fig.apiMin[setup], fig.apiMax[setup] = slices.Min(api), slices.Max(api)
 		if p.clients > 0 {
 			fig.ready[setup], fig.rss[setup] = medianFloat(ready), medianFloat(rss)
 		}
@@ -233,9 +235,18 @@ func buildXDSReport(f *flags, machine string, res xdsResults) xdsReport {
 
 	apiDirect := series(func(f xdsFigures) float64 { return f.apiServer[setupDirect] })
 	apiTier := series(func(f xdsFigures) float64 { return f.apiServer[setupTier] })
+	spread := func(metric string, setup int) xdsRow {
+		x := xdsRow{metric: metric}
+		for _, f := range figs {
+			x.cells = append(x.cells, dash(strings.TrimSuffix(formatValue(f.apiMin[setup], formatNanos)+" – "+formatValue(f.apiMax[setup], formatNanos), " – —")))
+		}
+		return x
+	}
 	r.rows = append(r.rows,
 		row("API server CPU per update, direct", apiDirect, formatNanos),
+		spread("… least – most of a session", setupDirect),
 		row("API server CPU per update, tier", apiTier, formatNanos),
+		spread("… least – most of a session", setupTier),
 		judged(row("API server CPU per update, tier / a single direct Registry (direct, N = 1)", d.tierOverRef, formatRatio),
 			"≤ "+formatRatio(xdsAPIServerTarget), d.tierOverRef, constant(xdsAPIServerTarget), 0,
 			func(k int) string {
