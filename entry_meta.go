@@ -2,7 +2,6 @@ package kuberegistry
 
 import (
 	"hash/maphash"
-	"unique"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -11,14 +10,13 @@ import (
 
 // entryMeta makes what a source caches of an object (podEntry, sliceEntry, serviceEntry) a
 // runtime.Object with metadata for the informer's store and queue, which key it by namespace and
-// name. It holds only what the sources read: an embedded metav1.ObjectMeta would cost about 250
+// name (for a SharedIndexInformer; the pod source keeps its own, see podInformer). It holds only what the sources read: an embedded metav1.ObjectMeta would cost about 250
 // bytes of zero fields per cached pod, more than the instance made of it. The UID is kept as a
 // hash (see uidHash), which is all a source needs of it: whether a pod was replaced.
 type entryMeta struct {
-	Namespace       string
-	Name            string
-	ResourceVersion string
-	uid             uint64
+	Namespace string
+	Name      string
+	uid       uint64
 }
 
 // uidHash is what an entry keeps of an object's UID: 8 bytes instead of a 36-byte string.
@@ -38,19 +36,21 @@ var _ metav1.Object = (*entryMeta)(nil)
 
 func (*entryMeta) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
-func (m *entryMeta) GetNamespace() string              { return m.Namespace }
-func (m *entryMeta) SetNamespace(namespace string)     { m.Namespace = namespace }
-func (m *entryMeta) GetName() string                   { return m.Name }
-func (m *entryMeta) SetName(name string)               { m.Name = name }
-func (m *entryMeta) SetUID(uid types.UID)              { m.uid = uidHash(uid) }
-func (m *entryMeta) GetResourceVersion() string        { return m.ResourceVersion }
-func (m *entryMeta) SetResourceVersion(version string) { m.ResourceVersion = version }
+func (m *entryMeta) GetNamespace() string          { return m.Namespace }
+func (m *entryMeta) SetNamespace(namespace string) { m.Namespace = namespace }
+func (m *entryMeta) GetName() string               { return m.Name }
+func (m *entryMeta) SetName(name string)           { m.Name = name }
+func (m *entryMeta) SetUID(uid types.UID)          { m.uid = uidHash(uid) }
 
 // The rest of metav1.Object: fields an entry does not keep read as zero, and setting them does
 // nothing, as metav1.Object allows for fields an object does not support.
 
 // GetUID returns "": an entry keeps only the UID's hash.
 func (*entryMeta) GetUID() types.UID { return "" }
+
+// GetResourceVersion returns "": no source reads an entry's version (see podInformer.onSelf).
+func (*entryMeta) GetResourceVersion() string { return "" }
+func (*entryMeta) SetResourceVersion(string)  {}
 
 func (*entryMeta) GetGenerateName() string                       { return "" }
 func (*entryMeta) SetGenerateName(string)                        {}
@@ -75,12 +75,27 @@ func (*entryMeta) SetOwnerReferences([]metav1.OwnerReference)    {}
 func (*entryMeta) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
 func (*entryMeta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
 
-// intern returns the one copy of s that every entry and instance shares: the strings that repeat
-// across pods (namespaces, service names, versions) are decoded anew from every pod, and would
-// otherwise be held once per pod. Copies no longer used are collected (package unique).
-func intern(s string) string {
-	if s == "" {
-		return ""
+// interner keeps one copy of the strings that repeat across pods (namespaces, service names,
+// versions), which are decoded anew from every pod and would otherwise be held once per pod. It
+// belongs to one informer, whose goroutine alone uses it, and forgets everything when it holds
+// maxInterned strings, so that it stays small whatever the cluster holds. A nil interner keeps
+// nothing.
+type interner struct {
+	strings map[string]string
+}
+
+const maxInterned = 4096
+
+func (in *interner) intern(s string) string {
+	if in == nil || s == "" {
+		return s
 	}
-	return unique.Make(s).Value()
+	if kept, ok := in.strings[s]; ok {
+		return kept
+	}
+	if in.strings == nil || len(in.strings) >= maxInterned {
+		in.strings = make(map[string]string)
+	}
+	in.strings[s] = s
+	return s
 }

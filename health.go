@@ -54,6 +54,13 @@ type informerHealth struct {
 	lastEvent    atomic.Int64 // unix nanoseconds of the last event; 0: none
 	lists        uint64       // successful lists, guarded by mu
 	failures     uint64       // failed lists and watches, guarded by mu
+
+	// The watch an inline informer has open (see observeInline), guarded by mu but settled,
+	// which every event reads.
+	open        bool        // a watch is open
+	generation  uint64      // counts the watches opened
+	settled     atomic.Bool // the open watch has delivered an event or stayed open settleTime
+	settleTimer *time.Timer // settles the open watch after settleTime
 }
 
 // counts returns the informer's successful lists and its failures, for Stats.
@@ -164,6 +171,97 @@ func (w *followedWatch) Stop() {
 		close(w.done)
 		w.inner.Stop()
 	})
+}
+
+// observeInline is observe for an informer that reports each event to h itself (sawEvent), in
+// the goroutine that reads the watch, as podInformer does: it costs no goroutine, and no hand-off
+// per event. A watch's end is seen when the reflector lists or watches again, which it does at once.
+func (h *informerHealth) observeInline(lw *cache.ListWatch) *cache.ListWatch {
+	list, watchFn := lw.ListWithContextFunc, lw.WatchFuncWithContext
+	lw.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		h.endWatch()
+		obj, err := list(ctx, o)
+		switch {
+		case err == nil:
+			h.listed()
+		case ctx.Err() == nil:
+			h.failed("list", err, time.Now())
+		}
+		return obj, err
+	}
+	lw.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		h.endWatch()
+		w, err := watchFn(ctx, o)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.failed("watch", err, time.Now())
+			}
+			return w, err
+		}
+		h.openWatch()
+		return w, nil
+	}
+	return lw
+}
+
+// openWatch records a watch just opened: settled by its first event, or by a timer.
+func (h *informerHealth) openWatch() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open = true
+	h.generation++
+	h.settled.Store(false)
+	generation := h.generation
+	h.settleTimer = time.AfterFunc(settleTime, func() { h.settle(generation) })
+}
+
+// sawEvent records an event (or a bookmark) of the open watch.
+func (h *informerHealth) sawEvent() {
+	h.lastEvent.Store(time.Now().UnixNano())
+	if !h.settled.Load() {
+		h.mu.Lock()
+		generation := h.generation
+		h.mu.Unlock()
+		h.settle(generation)
+	}
+}
+
+// settle records that watch number generation settled, if it is still the open one.
+func (h *informerHealth) settle(generation uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.open || h.generation != generation || h.settled.Load() {
+		return
+	}
+	h.settled.Store(true)
+	h.watching, h.failingSince, h.lastError, h.lastVerb = true, time.Time{}, nil, ""
+}
+
+// endWatch records the end of the open watch, if any: a failure if it never settled.
+func (h *informerHealth) endWatch() {
+	h.mu.Lock()
+	open, settled := h.open, h.settled.Load()
+	h.open = false
+	if h.settleTimer != nil {
+		h.settleTimer.Stop()
+	}
+	h.mu.Unlock()
+	switch {
+	case !open:
+	case settled:
+		h.ended()
+	default:
+		h.failed("watch", errShortWatch, time.Now())
+	}
+}
+
+// stopTimer stops the settle timer of an inline informer's last watch, at Close.
+func (h *informerHealth) stopTimer() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.settleTimer != nil {
+		h.settleTimer.Stop()
+	}
 }
 
 // ended records that a settled watch closed; the reflector watches again at once.

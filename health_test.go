@@ -8,8 +8,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Check and Status over a registry's life, on the fake clientset.
@@ -65,4 +70,45 @@ func TestCheckReportsFailuresOlderThanMaxStale(t *testing.T) {
 	assert.Equal(t, endpointSlicesResource, perm.Resource)
 	assert.Equal(t, "east", perm.Namespace)
 	assert.ErrorIs(t, err, ErrStale)
+}
+
+// An inline informer's watch settles at its first event, or once open settleTime; one that ends
+// unsettled (the informer watches again) is a failure, and a settled one that ends is not.
+func TestInlineHealthFollowsWatchesWithoutAGoroutine(t *testing.T) {
+	h := newInformerHealth("shop", "pods")
+	lw := h.observeInline(&cache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &corev1.PodList{}, nil
+		},
+		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
+			return watch.NewFake(), nil
+		},
+	})
+	defer h.stopTimer()
+	ctx := context.Background()
+	_, err := lw.ListWithContext(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	_, err = lw.WatchWithContext(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.False(t, h.status().Watching, "not settled yet")
+	h.sawEvent()
+	s := h.status()
+	assert.True(t, s.Watching)
+	assert.False(t, s.LastEvent.IsZero())
+
+	_, err = lw.WatchWithContext(ctx, metav1.ListOptions{}) // the settled watch ended
+	require.NoError(t, err)
+	s = h.status()
+	assert.False(t, s.Watching)
+	assert.True(t, s.FailingSince.IsZero(), "a settled watch that ends is no failure")
+
+	_, err = lw.WatchWithContext(ctx, metav1.ListOptions{}) // and this one ended unsettled
+	require.NoError(t, err)
+	s = h.status()
+	assert.False(t, s.FailingSince.IsZero())
+	assert.ErrorIs(t, s.LastError, errShortWatch)
+
+	require.Eventually(t, func() bool { return h.status().Watching }, 5*settleTime, 10*time.Millisecond,
+		"a quiet watch settles after settleTime")
+	assert.True(t, h.status().FailingSince.IsZero())
 }

@@ -55,11 +55,18 @@ func newLifecycle(what, resource string, namespaces []string, logger *slog.Logge
 	return l
 }
 
+// informer is what start runs: a cache.SharedIndexInformer, or the pod source's podInformer.
+type informer interface {
+	SetWatchErrorHandlerWithContext(handler cache.WatchErrorHandlerWithContext) error
+	AddEventHandler(handler cache.ResourceEventHandler) (cache.ResourceEventHandlerRegistration, error)
+	RunWithContext(ctx context.Context)
+}
+
 // informers is what a source gives start: one informer per namespace, the handler they share,
 // and what to do once every informer has synced, before Start returns (nil: nothing).
 type informers struct {
 	health    []*informerHealth // each informer's namespace, resource and health
-	informers []cache.SharedIndexInformer
+	informers []informer
 	handler   cache.ResourceEventHandler
 	synced    func()
 }

@@ -33,9 +33,9 @@ var registeredPodsSelector = func() labels.Selector {
 }()
 
 // newPodInformer builds the informer of one namespace (or all): the registered pods that match
-// the registry's selector, transformed into entries, with no periodic resync. The handler keeps
-// each service's pods itself (see servicePods), so the informer needs no index.
-func newPodInformer(r *Registry, namespace string, health *informerHealth) cache.SharedIndexInformer {
+// the registry's selector, each translated into an entry as it arrives, with no periodic resync.
+// The handler keeps each service's pods itself (see servicePods), so the informer needs no index.
+func newPodInformer(r *Registry, namespace string, health *informerHealth) *podInformer {
 	pods := r.pods
 	selector := r.selector.String()
 	lw := selectedListWatch(selector,
@@ -45,30 +45,12 @@ func newPodInformer(r *Registry, namespace string, health *informerHealth) cache
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return pods.Watch(ctx, namespace, o)
 		})
-	informer := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(health.observe(lw), listThenWatch{}),
-		pods.object(),
-		cache.SharedIndexInformerOptions{
-			ObjectDescription: "kuberegistry pods",
-		},
-	)
-	// The transform runs in the reflector's goroutine, under the queue's lock; it takes the store's
-	// read lock and the registration table's lock one after the other, never one inside the other,
-	// and nothing takes the queue's lock inside either, so it cannot deadlock. The store may be a
-	// few events behind the pod: an older entry is reused only if it is equal all the same.
-	store := informer.GetStore()
-	cached := func(namespace, name string) *podEntry {
-		key := name
-		if namespace != "" {
-			key = namespace + "/" + name
-		}
-		obj, _, _ := store.GetByKey(key)
-		e, _ := obj.(*podEntry)
-		return e
+	i := newPodInformerFor(cache.ToListWatcherWithWatchListSemantics(health.observeInline(lw), listThenWatch{}),
+		pods.object(), r.translation.toPodEntry, health)
+	if r.selfKey != "" {
+		i.self, i.onSelf = r.pod, r.self.observe
 	}
-	// Only fails once the informer has started.
-	_ = informer.SetTransform(func(obj any) (any, error) { return r.translation.toPodEntry(obj, cached) })
-	return informer
+	return i
 }
 
 // podEvents is the registry's only informer handler, shared by the informers of all its
@@ -112,7 +94,7 @@ func (h *podEvents) OnUpdate(oldObj, newObj any) {
 	defer h.observe(e, false) // after publishing: see observe
 	h.r.podStates.add(old, -1)
 	h.r.podStates.add(e, 1)
-	if old.service == e.service && old.state == e.state && old.uid == e.uid &&
+	if old.service() == e.service() && old.state == e.state && old.uid == e.uid &&
 		(old.instance == e.instance || old.instance != nil && e.instance != nil && old.instance.equal(e.instance)) {
 		return // a status write, a label elsewhere…: what the service publishes is the same
 	}
@@ -137,14 +119,14 @@ func (h *podEvents) OnDelete(obj any) {
 func (h *podEvents) change(old, new *podEntry) {
 	var was, is *podEntry // the pod as this handler holds it, and as it now is, in a service
 	var from, to string
-	if old != nil && old.service != "" {
-		from = old.service
+	if old != nil && old.service() != "" {
+		from = old.service()
 		if s := h.services[from]; s != nil {
 			was = s.pods.find(old)
 		}
 	}
-	if new != nil && new.service != "" && new.instance != nil {
-		to, is = new.service, new
+	if new != nil && new.service() != "" && new.instance != nil {
+		to, is = new.service(), new
 	}
 	if from == to {
 		if was != nil || is != nil {
@@ -196,10 +178,7 @@ func (h *podEvents) flush() {
 // waiting to read its write: GetService must then already show it. The caller holds mu.
 func (h *podEvents) observe(e *podEntry, deleted bool) {
 	key := e.Namespace + "/" + e.Name
-	h.r.problems.note(key, e.Namespace, e.Name, e.service, e.problem, deleted)
-	if key == h.r.selfKey {
-		h.r.self.observe(e.ResourceVersion, deleted)
-	}
+	h.r.problems.note(key, e.Namespace, e.Name, e.service(), e.problem(), deleted)
 }
 
 // listThenWatch makes an informer list its pods in one request, then watch, instead of

@@ -43,31 +43,62 @@ var defaultTranslation = translation{securePorts: defaultSecurePorts}
 
 // podInstance is what discovery makes of one pod. It is computed from the pod alone, touching
 // no cluster and no globals, so that every rule can be tested from pod literals.
+// A registry holds one per registered pod, so it is kept small (see entryMeta).
 type podInstance struct {
-	service  string           // the service-name label; "" for a pod that is not registered
-	state    podState         // whether it takes traffic
 	instance *ServiceInstance // nil when the pod is unusable or its registration is malformed
+	trouble  *podTrouble      // the service and problem of a registered pod without an instance
 	hash     uint64           // instanceHash(instance), made once per instance
-	problem  string           // why the registration is malformed, for the log; "" when it is not
 
 	// What instance was made of, so that an update that changes neither keeps it (see instanceOf).
 	registration *decodedRegistration
 	addresses    string // the pod's IPs, joined by commas
+
+	state podState // whether it takes traffic
+}
+
+// podTrouble is what a registered pod without an instance keeps instead.
+type podTrouble struct {
+	service string // the service-name label
+	problem string // why the registration is malformed, for the log; "" when it is not
+}
+
+// service returns the pod's service-name label; "" for a pod that is not registered.
+func (pi *podInstance) service() string {
+	switch {
+	case pi.instance != nil:
+		return pi.instance.Name
+	case pi.trouble != nil:
+		return pi.trouble.service
+	}
+	return ""
+}
+
+// problem returns why the pod's registration is malformed; "" when it is not.
+func (pi *podInstance) problem() string {
+	if pi.trouble != nil {
+		return pi.trouble.problem
+	}
+	return ""
 }
 
 // translate turns a pod into an instance. Malformed data costs only this pod: it comes back as a
 // problem, never as a panic. prev is what an earlier version of the same pod gave, or nil: when
 // the pod's identity, addresses and registration are unchanged, its instance is kept, so that
 // a readiness flip or a status write makes no new instance and compares equal by pointer.
-func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInstance) {
+func (t *translation) translate(pod *corev1.Pod, prev *podInstance) podInstance {
+	return t.translateInterned(pod, prev, nil)
+}
+
+// translateInterned is translate with the strings that repeat across pods taken from in.
+func (t *translation) translateInterned(pod *corev1.Pod, prev *podInstance, in *interner) (pi podInstance) {
+	service := in.intern(pod.Labels[LabelsKeyServiceName])
 	defer func() {
 		// Defence in depth: a decoder bug must cost one pod, not the process.
 		if v := recover(); v != nil {
-			pi = podInstance{service: pi.service, problem: fmt.Sprintf("internal error reading the pod: %v", v)}
+			pi = podInstance{trouble: &podTrouble{service: service, problem: fmt.Sprintf("internal error reading the pod: %v", v)}}
 		}
 	}()
-	pi.service = intern(pod.Labels[LabelsKeyServiceName])
-	if pi.service == "" {
+	if service == "" {
 		return pi
 	}
 	ips, err := podIPs(pod)
@@ -76,19 +107,20 @@ func (t *translation) translate(pod *corev1.Pod, prev *podInstance) (pi podInsta
 		if err == nil {
 			err = fmt.Errorf("the pod is Running and Ready but has no IP in status.podIPs")
 		}
-		pi.state, pi.problem = podUnusable, err.Error()
+		pi.state, pi.trouble = podUnusable, &podTrouble{service: service, problem: err.Error()}
 		return pi
 	}
 	if pi.state == podUnusable {
+		pi.trouble = &podTrouble{service: service}
 		return pi
 	}
 	reg, err := t.registrationOf(pod)
 	if err != nil {
-		pi.state, pi.problem = podUnusable, err.Error()
+		pi.state, pi.trouble = podUnusable, &podTrouble{service: service, problem: err.Error()}
 		return pi
 	}
 	pi.registration, pi.addresses = reg, strings.Join(ips, ",")
-	pi.instance = t.instanceOf(pod, pi, ips, prev)
+	pi.instance = t.instanceOf(pod, service, pi, ips, prev, in)
 	if prev != nil && prev.instance == pi.instance {
 		pi.hash = prev.hash
 	} else {
@@ -155,9 +187,9 @@ func podIPs(pod *corev1.Pod) ([]string, error) {
 
 // instanceOf makes the instance of a running pod with at least one IP, or keeps prev's when it
 // would be the same.
-func (t *translation) instanceOf(pod *corev1.Pod, pi podInstance, ips []string, prev *podInstance) *ServiceInstance {
+func (t *translation) instanceOf(pod *corev1.Pod, name string, pi podInstance, ips []string, prev *podInstance, in *interner) *ServiceInstance {
 	reg := pi.registration
-	id, name, version := pod.Labels[LabelsKeyServiceID], pi.service, pod.Labels[LabelsKeyServiceVersion]
+	id, version := pod.Labels[LabelsKeyServiceID], pod.Labels[LabelsKeyServiceVersion]
 	if v, ok := pod.Annotations[AnnotationsKeyServiceID]; ok {
 		id = v
 	}
@@ -172,7 +204,7 @@ func (t *translation) instanceOf(pod *corev1.Pod, pi podInstance, ips []string, 
 		return prev.instance
 	}
 	// Replicas share their service's name and version: one copy of each, not one per pod.
-	inst := &ServiceInstance{ID: id, Name: name, Version: intern(version), Metadata: reg.metadata}
+	inst := &ServiceInstance{ID: id, Name: name, Version: in.intern(version), Metadata: reg.metadata}
 	inst.Endpoints = make([]string, 0, len(reg.ports)*len(ips))
 	for _, p := range reg.ports {
 		for _, ip := range ips {
@@ -313,10 +345,10 @@ func (t *translation) secureQuery(pod *corev1.Pod, p portProtocol) string {
 }
 
 // toPodEntry is the informer's transform: each pod is translated once, as it arrives, and the
-// informer never holds the full object. It is idempotent, as transforms must be. cached returns
-// the entry the informer holds for a pod, if any, whose instance the new entry keeps when the
-// pod's registration is unchanged; nil for none.
-func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *podEntry) (any, error) {
+// informer never holds the full object. It is idempotent, as transforms must be. c is the
+// informer's cache, whose entry for the pod, if any, lends the new entry its instance when the
+// pod's registration is unchanged, and whose interner the repeated strings; nil for none.
+func (t *translation) toPodEntry(obj any, c podCache) (any, error) {
 	var pod *corev1.Pod
 	switch o := obj.(type) {
 	case *corev1.Pod:
@@ -327,18 +359,25 @@ func (t *translation) toPodEntry(obj any, cached func(namespace, name string) *p
 		return obj, nil // already an entry, or a tombstone of one
 	}
 	var prev *podInstance
-	if cached != nil {
-		if e := cached(pod.Namespace, pod.Name); e != nil && e.uid == uidHash(pod.UID) {
+	var in *interner
+	if c != nil {
+		if e := c.cached(pod.Namespace, pod.Name); e != nil && e.uid == uidHash(pod.UID) {
 			prev = &e.podInstance
 		}
+		in = c.interner()
 	}
 	return &podEntry{
 		entryMeta: entryMeta{
-			Namespace:       intern(pod.Namespace),
-			Name:            pod.Name,
-			ResourceVersion: pod.ResourceVersion,
-			uid:             uidHash(pod.UID),
+			Namespace: in.intern(pod.Namespace),
+			Name:      pod.Name,
+			uid:       uidHash(pod.UID),
 		},
-		podInstance: t.translate(pod, prev),
+		podInstance: t.translateInterned(pod, prev, in),
 	}, nil
+}
+
+// podCache is what the translation asks of an informer's cache (see toPodEntry).
+type podCache interface {
+	cached(namespace, name string) *podEntry
+	interner() *interner
 }

@@ -49,9 +49,8 @@ func (t sliceTranslation) toEntry(obj any) (any, error) {
 	}
 	return &sliceEntry{
 		entryMeta: entryMeta{
-			Namespace:       s.Namespace,
-			Name:            s.Name,
-			ResourceVersion: s.ResourceVersion,
+			Namespace: s.Namespace,
+			Name:      s.Name,
 		},
 		sliceInstances: t.translate(s),
 	}, nil
@@ -394,7 +393,7 @@ func toServiceEntry(obj any) (any, error) {
 		}
 	}
 	return &serviceEntry{
-		entryMeta:   entryMeta{Namespace: svc.Namespace, Name: svc.Name, ResourceVersion: svc.ResourceVersion},
+		entryMeta:   entryMeta{Namespace: svc.Namespace, Name: svc.Name},
 		annotations: annotations,
 	}, nil
 }
