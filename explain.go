@@ -50,8 +50,8 @@ func (r *Registry) ExplainPods(pods []corev1.Pod) []PodVerdict {
 		case !r.selector.Matches(labels.Set(pod.Labels)):
 			v.State, v.Reason = "excluded", "the pod's labels do not match the registry's label selector "+r.selector.String()
 			continue
-		case pi.problem != "":
-			v.State, v.Reason = "malformed", pi.problem
+		case pi.problem() != "":
+			v.State, v.Reason = "malformed", pi.problem()
 			continue
 		}
 		e := &podEntry{entryMeta: entryMeta{}, podInstance: pi}

@@ -32,14 +32,14 @@ func FuzzTranslatePod(f *testing.F) {
 		shared := tr.translate(newPod(spec), nil)
 		again := tr.translate(newPod(spec), &shared)
 		for _, pi := range []podInstance{shared, again} {
-			if pi.problem != got.problem || (pi.instance == nil) != (got.instance == nil) ||
+			if pi.problem() != got.problem() || (pi.instance == nil) != (got.instance == nil) ||
 				(pi.instance != nil && !pi.instance.equal(got.instance)) {
-				t.Fatalf("with a table: %+v (%q), alone: %+v (%q)", pi.instance, pi.problem, got.instance, got.problem)
+				t.Fatalf("with a table: %+v (%q), alone: %+v (%q)", pi.instance, pi.problem(), got.instance, got.problem())
 			}
 		}
-		if got.problem != "" {
+		if got.problem() != "" {
 			if got.instance != nil {
-				t.Fatalf("a malformed pod produced an instance: %s", got.problem)
+				t.Fatalf("a malformed pod produced an instance: %s", got.problem())
 			}
 			return
 		}
@@ -77,8 +77,8 @@ func FuzzRegisteredEndpoint(f *testing.F) {
 			}
 		}
 		got := translatePod(newPod(spec))
-		if got.problem != "" {
-			t.Fatalf("registered %q, discovery refused it: %s", endpoint, got.problem)
+		if got.problem() != "" {
+			t.Fatalf("registered %q, discovery refused it: %s", endpoint, got.problem())
 		}
 		if got.instance.Version != version {
 			t.Fatalf("version %q came back as %q", version, got.instance.Version)
@@ -149,9 +149,9 @@ func FuzzRegisterIsServedExactly(f *testing.F) {
 			}
 		}
 		got := translatePod(newPod(spec))
-		if got.problem != "" || got.instance == nil {
+		if got.problem() != "" || got.instance == nil {
 			t.Fatalf("Register accepted %d endpoints (scheme %d bytes, query %d bytes) and %d metadata bytes; discovery refused them: %s",
-				len(in.Endpoints), len(scheme), len(query), len(*reg.annotations[AnnotationsKeyMetadata]), got.problem)
+				len(in.Endpoints), len(scheme), len(query), len(*reg.annotations[AnnotationsKeyMetadata]), got.problem())
 		}
 		d := got.instance
 		if d.ID != in.ID || d.Version != in.Version || !maps.Equal(d.Metadata, in.Metadata) {

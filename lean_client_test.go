@@ -24,8 +24,8 @@ func TestLeanPodTranslatesLikeAFullPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, want := translatePod(&lean.Pod), translatePod(full)
-	if got.problem != want.problem || got.state != want.state || !got.instance.equal(want.instance) {
-		t.Errorf("translated lean: %+v %v %q, full: %+v %v %q", got.instance, got.state, got.problem, want.instance, want.state, want.problem)
+	if got.problem() != want.problem() || got.state != want.state || !got.instance.equal(want.instance) {
+		t.Errorf("translated lean: %+v %v %q, full: %+v %v %q", got.instance, got.state, got.problem(), want.instance, want.state, want.problem())
 	}
 }
 
@@ -51,9 +51,9 @@ func FuzzLeanPod(f *testing.F) {
 			t.Fatalf("lean decoding failed where the full one did not: %v", err)
 		}
 		got, want := translatePod(&lean.Pod), translatePod(&decoded)
-		if got.problem != want.problem || got.state != want.state || (got.instance == nil) != (want.instance == nil) ||
+		if got.problem() != want.problem() || got.state != want.state || (got.instance == nil) != (want.instance == nil) ||
 			(got.instance != nil && !got.instance.equal(want.instance)) {
-			t.Fatalf("lean: %+v %q, full: %+v %q", got.instance, got.problem, want.instance, want.problem)
+			t.Fatalf("lean: %+v %q, full: %+v %q", got.instance, got.problem(), want.instance, want.problem())
 		}
 	})
 }

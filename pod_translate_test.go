@@ -31,7 +31,7 @@ func kratosFixturePod() *corev1.Pod {
 
 func TestTranslatePodKratosDeployment(t *testing.T) {
 	got := translatePod(kratosFixturePod())
-	require.Empty(t, got.problem)
+	require.Empty(t, got.problem())
 	assert.Equal(t, podReady, got.state)
 	assert.Equal(t, &ServiceInstance{
 		ID:        "56991810-c77f-4a95-8190-393efa9c1a61",
@@ -108,14 +108,14 @@ func TestTranslatePod(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.spec.name = "cart-1"
 			got := translatePod(newPod(tt.spec))
-			assert.Equal(t, "cart", got.service)
+			assert.Equal(t, "cart", got.service())
 			assert.Equal(t, tt.state, got.state)
 			if tt.problem != "" {
-				assert.Contains(t, got.problem, tt.problem)
+				assert.Contains(t, got.problem(), tt.problem)
 				assert.Nil(t, got.instance)
 				return
 			}
-			assert.Empty(t, got.problem)
+			assert.Empty(t, got.problem())
 			if tt.endpoints == nil {
 				assert.Nil(t, got.instance)
 				return
@@ -145,7 +145,7 @@ func TestTranslatePodIdentity(t *testing.T) {
 		spec := registered("cart", `{"9000":"grpc"}`)
 		spec.annotations[AnnotationsKeyMetadata] = "null"
 		got := translatePod(newPod(spec))
-		require.Empty(t, got.problem)
+		require.Empty(t, got.problem())
 		assert.Nil(t, got.instance.Metadata)
 	})
 	t.Run("unregistered pod", func(t *testing.T) {

@@ -27,7 +27,7 @@ func TestReplicasShareOneRegistration(t *testing.T) {
 	a := tr.translate(newPod(replica("cart-1", "10.0.0.1")), nil)
 	b := tr.translate(newPod(replica("cart-2", "10.0.0.2")), nil)
 	if a.instance == nil || b.instance == nil {
-		t.Fatalf("no instance: %q %q", a.problem, b.problem)
+		t.Fatalf("no instance: %q %q", a.problem(), b.problem())
 	}
 	if a.registration != b.registration {
 		t.Fatal("two replicas with the same registration decoded it twice")
@@ -124,7 +124,7 @@ func TestRegistrationTableIsBounded(t *testing.T) {
 		spec := replica("cart-1", "10.0.0.1")
 		spec.annotations[AnnotationsKeyMetadata] = fmt.Sprintf(`{"n":"%d"}`, i)
 		if pi := tr.translate(newPod(spec), nil); pi.instance == nil {
-			t.Fatal(pi.problem)
+			t.Fatal(pi.problem())
 		}
 	}
 	if n := len(tr.shared.current) + len(tr.shared.previous); n > 2*maxRegistrations {
@@ -136,7 +136,7 @@ func TestRegistrationTableIsBounded(t *testing.T) {
 		spec := replica("cart-1", "10.0.0.1")
 		spec.annotations[AnnotationsKeyMetadata] = fmt.Sprintf(`{"n":"%d","pad":"%s"}`, i, big)
 		if pi := tr.translate(newPod(spec), nil); pi.instance == nil {
-			t.Fatal(pi.problem)
+			t.Fatal(pi.problem())
 		}
 	}
 	bytes := 0

@@ -64,7 +64,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 				}
 			}
 			got := translatePod(newPod(spec))
-			require.Empty(t, got.problem)
+			require.Empty(t, got.problem())
 			require.NotNil(t, got.instance)
 			want := in.Clone()
 			if want.ID == "" {

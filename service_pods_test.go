@@ -30,6 +30,7 @@ type servedModel struct {
 	h       *podEvents
 	store   map[podKey]*podEntry // the informer's store
 	uids    map[podKey]types.UID // the UID of each pod in store
+	strings interner
 	nextUID int
 }
 
@@ -77,8 +78,7 @@ func (m *servedModel) step(op, which, shape, content byte) {
 		m.uids[key] = uid
 	}
 	pod := modelPod(key, uid, shape, content)
-	cached := func(namespace, name string) *podEntry { return m.store[podKey{namespace, name}] }
-	obj, err := m.r.translation.toPodEntry(pod, cached)
+	obj, err := m.r.translation.toPodEntry(pod, m)
 	require.NoError(m.t, err)
 	e := obj.(*podEntry)
 	m.store[key] = e
@@ -88,6 +88,12 @@ func (m *servedModel) step(op, which, shape, content byte) {
 		m.h.OnUpdate(old, e)
 	}
 }
+
+// The model's store is the informer's cache of the translation.
+func (m *servedModel) cached(namespace, name string) *podEntry {
+	return m.store[podKey{namespace, name}]
+}
+func (m *servedModel) interner() *interner { return &m.strings }
 
 // modelPod makes a pod whose service, readiness and content vary with shape and content. Many
 // pods share an ID ("<service>-id") and some an address, so equal instances from different pods
@@ -145,7 +151,7 @@ func (m *servedModel) check() {
 func (m *servedModel) rebuild(name string) []*podEntry {
 	var all []*podEntry
 	for _, e := range m.store {
-		if e.service == name && e.instance != nil {
+		if e.service() == name && e.instance != nil {
 			all = append(all, e)
 		}
 	}

@@ -125,7 +125,7 @@ type podStateCounters [len(podStateNames)]atomic.Int64
 // add counts e in (n = 1) or out (n = -1).
 func (c *podStateCounters) add(e *podEntry, n int64) {
 	i := int(e.state)
-	if e.problem != "" {
+	if e.problem() != "" {
 		i = len(podStateNames) - 1
 	}
 	c[i].Add(n)
