@@ -60,17 +60,20 @@ func TestXDS(t *testing.T) {
 // Unavailable, and a call waiting for ready is served when the pods come back.
 func (e *xdsEnv) testRoundRobinAndReadiness(t *testing.T) {
 	ns := newNamespace(t)
+	// The tier serves every namespace of a control plane that other tests share, some with
+	// greeters of their own: the plain name is one no other test uses.
+	service := "greeter-" + ns[len(ns)-5:] // the namespace's random suffix
 	servers := make([]*greeterServer, 3)
 	names := make([]string, 3)
 	for i := range servers {
 		names[i] = fmt.Sprintf("greeter-%d", i)
 		servers[i] = startGreeterServer(t, names[i], loopbackIP(), 0)
-		createGreeterPod(t, ns, servers[i], greeterPodOptions{service: "greeter"})
+		createGreeterPod(t, ns, servers[i], greeterPodOptions{service: service})
 	}
-	conn := dialXDS(t, e.bootstrap, "xds:///greeter")
+	conn := dialXDS(t, e.bootstrap, "xds:///"+service)
 	start := time.Now()
 	waitServedBy(t, conn, names...)
-	t.Logf("xds:///greeter served by all three pods %v after the dial", time.Since(start).Round(time.Millisecond))
+	t.Logf("xds:///%s served by all three pods %v after the dial", service, time.Since(start).Round(time.Millisecond))
 	counts := servedBy(t, conn, 300)
 	t.Logf("300 calls over 3 ready pods: %v", counts)
 	for _, n := range names {
@@ -78,7 +81,7 @@ func (e *xdsEnv) testRoundRobinAndReadiness(t *testing.T) {
 			t.Errorf("%s served %d of 300 calls; round robin over 3 pods should give about 100 each", n, counts[n])
 		}
 	}
-	waitServedBy(t, dialXDS(t, e.bootstrap, "xds:///greeter."+ns), names...)
+	waitServedBy(t, dialXDS(t, e.bootstrap, "xds:///"+service+"."+ns), names...)
 
 	// Readiness flips, under a steady load that must not see a single failure. The bounds are
 	// those of the kuberegistry resolver (TestGRPCResolverFollowsReadiness).
@@ -179,6 +182,9 @@ func (e *xdsEnv) testKratos(t *testing.T) {
 	// go-kratos logs through a global logger; keep its warnings ("Zero endpoint found…").
 	klog.SetLogger(klog.NewFilter(klog.NewStdLogger(os.Stderr), klog.FilterLevel(klog.LevelWarn)))
 	ns := newNamespace(t)
+	// Other tests of the shared control plane run greeters of their own, which the tier's
+	// all-namespace scope serves under the plain name: this one is named in its namespace.
+	greeter := "greeter." + ns
 	a := startKratosPod(t, ns, "greeter-a", loopbackIP())
 	b := startKratosPod(t, ns, "greeter-b", loopbackIP())
 	// The tier's scope: every namespace.
@@ -196,27 +202,25 @@ func (e *xdsEnv) testKratos(t *testing.T) {
 	}
 	// What kratos.App registered, as the tier serves it: the pods' IPs, both ports, exact values.
 	eventually(t, func() error {
-		instances, err := discovery.GetService(t.Context(), "greeter")
+		instances, err := discovery.GetService(t.Context(), greeter)
 		if err != nil {
 			return err
 		}
 		return registeredByKratos(instances, a.name, b.name)
 	})
-	for _, name := range []string{"greeter", "greeter." + ns} {
-		sameAsDirect(t, d, reg, name)
-	}
+	sameAsDirect(t, d, reg, greeter)
 
 	before := kratosPodsBaseline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := kgrpc.DialInsecure(ctx, kgrpc.WithEndpoint("discovery:///greeter"), kgrpc.WithDiscovery(discovery),
+	conn, err := kgrpc.DialInsecure(ctx, kgrpc.WithEndpoint("discovery:///"+greeter), kgrpc.WithDiscovery(discovery),
 		kgrpc.WithPrintDiscoveryDebugLog(false), kgrpc.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	transport := &http.Transport{}
 	// The HTTP client watches for as long as the context given here lives: not a deadline.
-	hc, err := khttp.NewClient(context.Background(), khttp.WithEndpoint("discovery:///greeter"), khttp.WithDiscovery(discovery),
+	hc, err := khttp.NewClient(context.Background(), khttp.WithEndpoint("discovery:///"+greeter), khttp.WithDiscovery(discovery),
 		khttp.WithBlock(), khttp.WithTransport(transport), khttp.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +237,7 @@ func (e *xdsEnv) testKratos(t *testing.T) {
 		t.Fatalf("with greeter-a not ready: answered by %v over gRPC and %v over HTTP, greeter-a served %d",
 			grpcBy, httpBy, a.served()-servedByA)
 	}
-	sameAsDirect(t, d, reg, "greeter")
+	sameAsDirect(t, d, reg, greeter)
 
 	// The last ready pod goes: its application deregisters and stops. The clients fail fast, and
 	// never fall back on greeter-a, which still runs but is not ready.
@@ -263,7 +267,7 @@ func (e *xdsEnv) testKratos(t *testing.T) {
 	if a.served() != servedByA {
 		t.Errorf("greeter-a, not ready, served %d calls", a.served()-servedByA)
 	}
-	sameAsDirect(t, d, reg, "greeter")
+	sameAsDirect(t, d, reg, greeter)
 
 	// Closing the clients ends every goroutine they started, the watchers they opened on the
 	// Discovery included; closing the Discovery ends its own.
