@@ -52,6 +52,7 @@ func TestXDS(t *testing.T) {
 	t.Run("Kratos", env.testKratos)
 	t.Run("SameInstancesAsDirectSources", env.testSameInstances)
 	t.Run("Replicas", env.testReplicas)
+	t.Run("Manifests", env.testManifests)
 }
 
 // Three greeter pods behind xds:///greeter and xds:///greeter.<namespace>: calls spread evenly,
