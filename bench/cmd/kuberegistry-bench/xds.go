@@ -36,6 +36,7 @@ type xdsFlags struct {
 	kind      string        // the tier's clients: clientADS or clientDiscovery
 	directMax int           // largest N measured direct; -1: every N
 	idle      time.Duration // how long kube-apiserver's idle CPU is measured before each N
+	gap       time.Duration // the pause after each update, once every client has it
 	svg       string        // where the chart goes; "" for none
 	profile   string        // where an extra tier session at the largest N writes the tier's CPU profile; "" for none
 	command   string
@@ -49,6 +50,7 @@ func addXDSFlags(fs *flag.FlagSet, f *flags) func() error {
 	fs.StringVar(&f.xds.kind, "xds-client", clientADS, "the tier's clients: ads (a state-of-the-world ADS stream as grpc-go's xDS client opens) or discovery (an xds.Discovery, delta ADS)")
 	fs.IntVar(&f.xds.directMax, "xds-direct-max", -1, "largest number of clients measured direct, each with its own Registry (-1: every number)")
 	fs.DurationVar(&f.xds.idle, "xds-idle", 10*time.Second, "how long kube-apiserver's idle CPU is measured before each number of clients, to be subtracted")
+	fs.DurationVar(&f.xds.gap, "xds-gap", 0, "pause after each update, once every client has it, before the next write (so that the tier's and the clients' work on one update does not overlap the API server's on the next)")
 	fs.StringVar(&f.xds.profile, "xds-tier-profile", "", "also run one more tier session at the largest number of clients, not counted, and write the tier process's CPU profile of its updates to this file")
 	svg := fs.String("xds-svg", "", "where to write the chart of the xDS mode (default: docs/xds-clients.svg of the repository; \"none\" for no chart)")
 	return func() error {
@@ -65,6 +67,9 @@ func addXDSFlags(fs *flag.FlagSet, f *flags) func() error {
 		}
 		if f.xds.directMax < -1 {
 			errs = append(errs, errors.New("-xds-direct-max must be -1 (every number) or at least 0"))
+		}
+		if f.xds.gap < 0 {
+			errs = append(errs, errors.New("-xds-gap must not be negative"))
 		}
 		if f.xds.idle < time.Second {
 			errs = append(errs, errors.New("-xds-idle must be at least 1s: kube-apiserver's background work comes in bursts"))
@@ -142,7 +147,13 @@ type xdsSession struct {
 	ready     time.Duration // from the clients' start to every client having the service
 	rss       uint64        // the clients process's resident memory, once they are ready and idle
 	latencies []time.Duration
+	// The CPU of each update, from its start to the next one's: kube-apiserver's, and the tier
+	// process's (from /proc, as kube-apiserver's).
+	apiUpdates, tierUpdates []time.Duration
 }
+
+// noClientsGap is how long a session without clients waits after each write.
+const noClientsGap = 20 * time.Millisecond
 
 // xdsPoint is what the xDS mode measured at one number of clients: the sessions of each setup.
 type xdsPoint struct {
@@ -418,20 +429,55 @@ func (r *xdsRun) session(ctx context.Context, setup, n int, profile string) (xds
 			return s, err
 		}
 	}
+	// Each update's own CPU too: kube-apiserver's from just before the write to the moment every
+	// client has the change, the tier's from one update's start to the next (its reading of the
+	// clients' ACKs follows their receipt). A median of those is not moved by kube-apiserver's
+	// garbage collections (a cycle of its heap of the fleet costs about half a second, and falls
+	// in some sessions and not others) nor by its background work.
+	tierPrev := time.Duration(0)
+	if tier != nil {
+		if tierPrev, err = procCPU(tierPID); err != nil {
+			return s, err
+		}
+	}
 	start := time.Now()
 	for range r.f.updates {
+		apiStart, err := procCPU(r.apiPID)
+		if err != nil {
+			return s, err
+		}
 		delays, err := r.update(ctx, clients)
 		if err != nil {
 			return s, err
 		}
 		s.latencies = append(s.latencies, delays...)
+		if clients == nil {
+			// Nothing to await: give the API server's and the tier's handling of the change
+			// time to end within this update's window.
+			if err := sleep(ctx, noClientsGap); err != nil {
+				return s, err
+			}
+		}
+		apiEnd, err := procCPU(r.apiPID)
+		if err != nil {
+			return s, err
+		}
+		s.apiUpdates = append(s.apiUpdates, apiEnd-apiStart)
+		if tier != nil {
+			tierNow, err := procCPU(tierPID)
+			if err != nil {
+				return s, err
+			}
+			s.tierUpdates, tierPrev = append(s.tierUpdates, tierNow-tierPrev), tierNow
+		}
+		if err := sleep(ctx, r.f.xds.gap); err != nil {
+			return s, err
+		}
 	}
 	// What follows the last update — the clients' ACKs to the tier, or with no clients the
 	// tier's and the API server's own handling — is part of it.
-	select {
-	case <-ctx.Done():
-		return s, ctx.Err()
-	case <-time.After(200 * time.Millisecond):
+	if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		return s, err
 	}
 	s.wall, s.updates = time.Since(start), r.f.updates
 	apiAfter, err := procCPU(r.apiPID)
@@ -476,4 +522,19 @@ func (r *xdsRun) update(ctx context.Context, clients *clientsProc) ([]time.Durat
 		return nil, err
 	}
 	return clients.await(ctx, i, ready, size, sent)
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

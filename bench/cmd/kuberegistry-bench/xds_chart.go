@@ -84,7 +84,7 @@ func xdsChart(f *flags, machine string, res xdsResults) xdsChartData {
 	}
 	d.panels = []xdsPanel{
 		{
-			title: "API server CPU per pod update", yLabel: "CPU time per update",
+			title: "API server CPU per pod update", yLabel: "CPU time per update (median update)",
 			series: []xdsSeries{
 				{name: "direct: a Registry per client", color: directColor, values: pick(func(f xdsFigures) float64 { return f.apiServer[setupDirect] })},
 				{name: "tier: one Registry, N xDS clients", color: tierColor, values: pick(func(f xdsFigures) float64 { return f.apiServer[setupTier] })},
