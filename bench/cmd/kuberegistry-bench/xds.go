@@ -50,7 +50,7 @@ func addXDSFlags(fs *flag.FlagSet, f *flags) func() error {
 	fs.StringVar(&f.xds.kind, "xds-client", clientADS, "the tier's clients: ads (a state-of-the-world ADS stream as grpc-go's xDS client opens) or discovery (an xds.Discovery, delta ADS)")
 	fs.IntVar(&f.xds.directMax, "xds-direct-max", -1, "largest number of clients measured direct, each with its own Registry (-1: every number)")
 	fs.DurationVar(&f.xds.idle, "xds-idle", 10*time.Second, "how long kube-apiserver's idle CPU is measured before each number of clients, to be subtracted")
-	fs.DurationVar(&f.xds.gap, "xds-gap", 0, "pause after each update, once every client has it, before the next write (so that the tier's and the clients' work on one update does not overlap the API server's on the next)")
+	fs.DurationVar(&f.xds.gap, "xds-gap", 50*time.Millisecond, "pause after each update, once every client has it, before the next write: on a machine of a few cores, the tier's and the clients' last work on one update would otherwise share the cores with kube-apiserver's handling of the next, and make it dearer (0: none)")
 	fs.StringVar(&f.xds.profile, "xds-tier-profile", "", "also run one more tier session at the largest number of clients, not counted, and write the tier process's CPU profile of its updates to this file")
 	svg := fs.String("xds-svg", "", "where to write the chart of the xDS mode (default: docs/xds-clients.svg of the repository; \"none\" for no chart)")
 	return func() error {

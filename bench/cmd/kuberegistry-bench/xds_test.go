@@ -28,8 +28,8 @@ func TestXDSFlags(t *testing.T) {
 	if want := []int{0, 1, 20, 100, 500}; !slices.Equal(f.xds.clients, want) {
 		t.Errorf("clients = %v, want %v (1 added)", f.xds.clients, want)
 	}
-	if f.xds.kind != clientADS || f.xds.directMax != -1 || f.xds.idle != 10*time.Second || f.xds.svg != "/tmp/x.svg" || !f.xds.active() {
-		t.Errorf("defaults: kind %q, direct max %d, idle %s, svg %q", f.xds.kind, f.xds.directMax, f.xds.idle, f.xds.svg)
+	if f.xds.kind != clientADS || f.xds.directMax != -1 || f.xds.idle != 10*time.Second || f.xds.gap != 50*time.Millisecond || f.xds.svg != "/tmp/x.svg" || !f.xds.active() {
+		t.Errorf("defaults: kind %q, direct max %d, idle %s, gap %s, svg %q", f.xds.kind, f.xds.directMax, f.xds.idle, f.xds.gap, f.xds.svg)
 	}
 	if want := "go run ./cmd/kuberegistry-bench -xds-clients 0,20,100,500 -xds-svg /tmp/x.svg"; f.xds.command != want {
 		t.Errorf("command = %q, want %q", f.xds.command, want)
@@ -52,6 +52,7 @@ func TestXDSFlags(t *testing.T) {
 		{"-xds-clients", "20", "-xds-client", "grpc"},
 		{"-xds-clients", "20", "-xds-direct-max", "-2"},
 		{"-xds-clients", "20", "-xds-idle", "100ms"},
+		{"-xds-clients", "20", "-xds-gap", "-1ms"},
 		{"-xds-clients", "20", "-kubeconfig", "/tmp/kubeconfig"},
 		{"-xds-clients", "20", "-scale", "2000,4000"},
 		{"-xds-clients", "20", "-soak", "1m"},
@@ -329,7 +330,7 @@ func TestXDSTable(t *testing.T) {
 		"| API server CPU per update, tier / a single direct Registry (direct, N = 1) | 1.00× | 1.00× | 1.00× | 1.00× | ≤ 1.20× | met |",
 		"| API server CPU per update per direct client: (direct at N − at 0) / N | — | 45 µs | 45 µs | 45 µs | — | — |",
 		"| Tier CPU per update per client, marginal: (tier CPU at N − at 0) / N | — | 30 µs | 30 µs | 30 µs |",
-		"| Tier system calls per update per client (reads + writes) | — | 4 | 4 | 4 | — | — |",
+		"| Tier write system calls per update per client | — | 2 | 2 | 2 | — | — |",
 		"| Change → client latency, median, tier − direct | — | +1 ms | +1 ms | +1 ms | ≤ 5 ms | met |",
 		"Tier CPU per update per client: tier CPU / N — **missed**: N = 20: **missed** (45 µs against 4.5 µs); N = 100: **missed** (33 µs against 4.5 µs)",
 		"Floor under the tier's cost per client, at N = 100: one write per client costs 3 µs and a write and a read 8 µs, against a target of 4.5 µs",
