@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/kuberegistry/kuberegistry"
 	corev1 "k8s.io/api/core/v1"
@@ -108,6 +109,11 @@ func measureRegister(ctx context.Context, c *cluster, namespace string) (registe
 	}
 	changed := instance.Clone()
 	changed.Version = "v1.0.1"
+	// Start returns once the list is handled; the informer's watch request follows at once, in the
+	// background. Wait until it is open, so that only Register's own requests are counted.
+	if err := awaitWatching(ctx, started); err != nil {
+		return res, err
+	}
 	log.take()
 	err = started.Register(ctx, changed)
 	res.started = log.take()
@@ -116,4 +122,25 @@ func measureRegister(ctx context.Context, c *cluster, namespace string) (registe
 	}
 	logf("Register: %d request(s) %v; on a started registry: %d request(s) %v", len(res.idle), res.idle, len(res.started), res.started)
 	return res, nil
+}
+
+// awaitWatching waits until every informer of reg has its watch open (see Status), for at most
+// ten seconds.
+func awaitWatching(ctx context.Context, reg *kuberegistry.Registry) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		watching := true
+		for _, s := range reg.Status().Informers {
+			watching = watching && s.Watching
+		}
+		if watching {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the started registry's watch did not open: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
