@@ -6,13 +6,15 @@
 // instead (service_size.go). With -scale, it measures what matters for scale at several fleet
 // sizes side by side (scale.go); with -soak, it runs one registry with hundreds of watchers under
 // steady churn for a long time and checks that nothing leaked or diverged (soak.go), exiting 1
-// when a check fails.
+// when a check fails. With -xds-clients, it measures the xDS tier against N client pods each
+// running a Registry (xds.go).
 //
 //	go run ./cmd/kuberegistry-bench -svg ../docs/benchmarks.svg
 //	go run ./cmd/kuberegistry-bench -pods 2000 -registered 1000 -services 100 -chart=false
 //	go run ./cmd/kuberegistry-bench -service-sizes 1000,3000,10000 -spread 100x100 -service-size-svg ../docs/service-size.svg
 //	go run ./cmd/kuberegistry-bench -scale 10000,100000 -out scale.md
 //	go run ./cmd/kuberegistry-bench -soak 30m -soak-rate 50 -soak-watchers 500 -out soak.md
+//	go run ./cmd/kuberegistry-bench -xds-clients 0,20,100,500 -xds-svg ../docs/xds-clients.svg -out xds.md
 //
 // Against a real cluster (-kubeconfig), the pods carry a scheduling gate, so that no node runs them.
 package main
