@@ -358,10 +358,11 @@ func (t *translation) toPodEntry(obj any, c podCache) (any, error) {
 	default:
 		return obj, nil // already an entry, or a tombstone of one
 	}
+	uid := uidHash(pod.UID)
 	var prev *podInstance
 	var in *interner
 	if c != nil {
-		if e := c.cached(pod.Namespace, pod.Name); e != nil && e.uid == uidHash(pod.UID) {
+		if e := c.cached(pod.Namespace, pod.Name); e != nil && e.uid == uid {
 			prev = &e.podInstance
 		}
 		in = c.interner()
@@ -370,7 +371,7 @@ func (t *translation) toPodEntry(obj any, c podCache) (any, error) {
 		entryMeta: entryMeta{
 			Namespace: in.intern(pod.Namespace),
 			Name:      pod.Name,
-			uid:       uidHash(pod.UID),
+			uid:       uid,
 		},
 		podInstance: t.translateInterned(pod, prev, in),
 	}, nil
